@@ -1,0 +1,20 @@
+"""Memory Attention Networks (MANs) for skeleton-based action recognition, in Keras 3.
+
+Layers, lowest first (a module imports only from layers below it):
+    skeleton_io, synthetic, splits, datasets, preprocess, storage   numpy / h5py only, no Keras
+    model                                                           keras, keras.ops
+    data, training, evaluation                                      the run-level logic
+
+`import mans` does not import Keras: `mans.build_model` is loaded on first use, so preprocessing
+never pays for a deep-learning backend.
+"""
+
+__version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    if name == "build_model":
+        from mans.model import build_model
+
+        return build_model
+    raise AttributeError(f"module 'mans' has no attribute {name!r}")
