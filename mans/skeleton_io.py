@@ -30,7 +30,7 @@ import pandas as pd
 
 NUM_JOINTS = 25
 JOINT_FIELDS = 12  # x y z depthX depthY colorX colorY orientW orientX orientY orientZ trackingState
-INFO_FIELDS = 10  # bodyID clippedEdges handLeft(Confidence, State) handRight(..) isRestricted leanX leanY tracking
+INFO_FIELDS = 10  # bodyID clippedEdges 4 hand fields isRestricted leanX leanY trackingState
 REASONS = (
     "truncated",
     "non-numeric",
@@ -81,7 +81,7 @@ class SampleName:
 
 
 def parse_sample_name(name_or_path: str | os.PathLike) -> SampleName:
-    """Parse `SsssCcccPpppRrrrAaaa[.skeleton]`; raises SkeletonFormatError (a ValueError), reason "bad-name"."""
+    """Parse `SsssCcccPpppRrrrAaaa[.skeleton]`; SkeletonFormatError (a ValueError) "bad-name" if not."""
     base = os.path.basename(os.fspath(name_or_path))
     stem = base.split(".", 1)[0]
     match = _NAME_RE.fullmatch(stem)
@@ -148,7 +148,8 @@ class _Reader:
         except ValueError:
             value = -1
         if value < 0:
-            self.fail(index, f"expected {what} (an integer >= 0), found {_shown(text.strip())}", "non-numeric")
+            found = _shown(text.strip())
+            self.fail(index, f"expected {what} (an integer >= 0), found {found}", "non-numeric")
         return value
 
     def body_id(self, index: int) -> int:
@@ -181,11 +182,14 @@ class _Reader:
                 layout.joint_starts.append(index + 2)
                 index += 2 + NUM_JOINTS
                 if index > len(self.lines):
-                    self.fail(len(self.lines), f"expected {NUM_JOINTS} joint lines, found end of file", "truncated")
+                    message = f"expected {NUM_JOINTS} joint lines, found end of file"
+                    self.fail(len(self.lines), message, "truncated")
         if index < len(self.lines):
-            self.fail(index, f"expected end of file after {num_frames} frames, found more lines", "trailing-data")
+            message = f"expected end of file after {num_frames} frames, found more lines"
+            self.fail(index, message, "trailing-data")
         if not layout.joint_starts:
-            self.fail(0, f"expected a body in at least one frame, found none in {num_frames} frames", "no-body")
+            message = f"expected a body in at least one frame, found none in {num_frames} frames"
+            self.fail(0, message, "no-body")
         return layout
 
     def check_info_lines(self, layout: _Layout) -> None:
@@ -231,11 +235,13 @@ class _Reader:
             for index in range(start, start + NUM_JOINTS):
                 fields = self.lines[index].split()
                 if len(fields) != JOINT_FIELDS:
-                    self.fail(index, f"expected {JOINT_FIELDS} joint fields, found {len(fields)}", "field-count")
+                    message = f"expected {JOINT_FIELDS} joint fields, found {len(fields)}"
+                    self.fail(index, message, "field-count")
                 numbers = [self.number(index, field) for field in fields]
                 kept = numbers[:3] + numbers[-1:]
                 if not all(math.isfinite(v) for v in kept):
-                    self.fail(index, f"expected finite x y z and trackingState, found {kept}", "non-finite")
+                    found = " ".join(f"{v:g}" for v in kept)
+                    self.fail(index, f"expected finite x y z and trackingState, found {found}", "non-finite")
                 values[row] = kept
                 row += 1
         return values
