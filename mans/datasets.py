@@ -1,0 +1,88 @@
+"""Dataset facts: classes, action names, benchmarks, joint layout, per-dataset training defaults.
+
+One registry serves NTU RGB+D 60 and 120; their differences are fields of `DatasetSpec`
+(STYLE.md section 1). Action names are NTU's own (REFERENCE.md), index = 0-based label.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+from collections.abc import Mapping
+
+from mans.splits import BENCHMARKS
+
+ACTION_NAMES: tuple[str, ...] = (
+    "drink water", "eat meal/snack", "brushing teeth", "brushing hair", "drop", "pickup", "throw",
+    "sitting down", "standing up (from sitting position)", "clapping", "reading", "writing",
+    "tear up paper", "wear jacket", "take off jacket", "wear a shoe", "take off a shoe",
+    "wear on glasses", "take off glasses", "put on a hat/cap", "take off a hat/cap", "cheer up",
+    "hand waving", "kicking something", "reach into pocket", "hopping (one foot jumping)", "jump up",
+    "make a phone call/answer phone", "playing with phone/tablet", "typing on a keyboard",
+    "pointing to something with finger", "taking a selfie", "check time (from watch)",
+    "rub two hands together", "nod head/bow", "shake head", "wipe face", "salute",
+    "put the palms together", "cross hands in front (say stop)", "sneeze/cough", "staggering",
+    "falling", "touch head (headache)", "touch chest (stomachache/heart pain)",
+    "touch back (backache)", "touch neck (neckache)", "nausea or vomiting condition",
+    "use a fan (with hand or paper)/feeling warm", "punching/slapping other person",
+    "kicking other person", "pushing other person", "pat on back of other person",
+    "point finger at the other person", "hugging other person", "giving something to other person",
+    "touch other person's pocket", "handshaking", "walking towards each other",
+    "walking apart from each other",
+    # NTU RGB+D 120 adds actions 61-120
+    "put on headphone", "take off headphone", "shoot at the basket", "bounce ball",
+    "tennis bat swing", "juggling table tennis balls", "hush (quite)", "flick hair", "thumb up",
+    "thumb down", "make ok sign", "make victory sign", "staple book", "counting money",
+    "cutting nails", "cutting paper (using scissors)", "snapping fingers", "open bottle",
+    "sniff (smell)", "squat down", "toss a coin", "fold paper", "ball up paper", "play magic cube",
+    "apply cream on face", "apply cream on hand back", "put on bag", "take off bag",
+    "put something into a bag", "take something out of a bag", "open a box", "move heavy objects",
+    "shake fist", "throw up cap/hat", "hands up (both hands)", "cross arms", "arm circles",
+    "arm swings", "running on the spot", "butt kicks (kick backward)", "cross toe touch",
+    "side kick", "yawn", "stretch oneself", "blow nose", "hit other person with something",
+    "wield knife towards other person", "knock over other person (hit with body)",
+    "grab other person's stuff", "shoot at other person with a gun", "step on foot", "high-five",
+    "cheers and drink", "carry something with other person", "take a photo of other person",
+    "follow other person", "whisper in other person's ear", "exchange things with other person",
+    "support somebody with hand", "finger-guessing game (playing rock-paper-scissors)",
+)
+
+# 1-based action numbers of the two-person actions (REFERENCE.md)
+TWO_PERSON_ACTIONS: frozenset[int] = frozenset((*range(50, 61), *range(106, 121)))
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetSpec:
+    """What the pipeline needs to know about one dataset.
+
+    num_joints: joints per body; max_bodies: bodies per sample row (joint columns = the product).
+    train_defaults: training settings that differ from the paper's for this dataset ({} for NTU).
+    """
+
+    name: str
+    num_classes: int
+    class_names: tuple[str, ...]
+    benchmarks: tuple[str, ...]
+    num_joints: int = 25
+    max_bodies: int = 2
+    train_defaults: Mapping[str, object] = dataclasses.field(
+        default_factory=lambda: types.MappingProxyType({})
+    )
+
+
+_DATASETS: dict[str, DatasetSpec] = {
+    "ntu60": DatasetSpec("ntu60", 60, ACTION_NAMES[:60], BENCHMARKS["ntu60"]),
+    "ntu120": DatasetSpec("ntu120", 120, ACTION_NAMES, BENCHMARKS["ntu120"]),
+}
+
+
+def get_dataset(name: str) -> DatasetSpec:
+    """The registered `DatasetSpec` called `name` ("ntu60", "ntu120")."""
+    if name not in _DATASETS:
+        raise ValueError(f"expected a dataset among {sorted(_DATASETS)}, found {name!r}")
+    return _DATASETS[name]
+
+
+def detect_dataset(actions) -> str:
+    """"ntu120" when any 1-based action number exceeds 60, else "ntu60"."""
+    return "ntu120" if any(int(a) > 60 for a in actions) else "ntu60"

@@ -1,0 +1,236 @@
+"""One NTU skeleton recording -> the S x S x 3 image of MANs (time x joint column x coordinate).
+
+Pure numpy, no Keras. Two modes (REFERENCE.md, "Preprocessing in the authors' demo"):
+
+faithful   steps 2-7 of the authors' demo exactly: bodies taken by their index in each frame, frames
+           with 0 or more than 2 bodies left as zero rows, a per-body view normalisation from the
+           first frame with 1-2 bodies in which that index appears, sign fixes, padding or sampling to
+           S rows, and the demo's last-frame quirk (a sample whose last frame lists more than 2 bodies
+           is skipped, reason "last-frame-3+bodies").
+denoised   the corrected body selection: bodies are tracked by their Kinect bodyID; tracks that are
+           too short or implausibly wide are dropped as noise (thresholds below, from the NTU
+           denoising of Shi et al.'s 2s-AGCN / CTR-GCN `get_raw_denoised_data.py`); the two most
+           active remaining tracks (largest summed joint variance) are kept, the more active one as
+           body 0; frames in which neither kept body appears are dropped; nothing is skipped for its
+           last frame. View normalisation, sign fixes and length are as in faithful mode, each body
+           normalised from its own first frame.
+
+A sample that cannot be processed raises `SampleSkipped` with a short `.reason` for the skip report.
+The array layout is (T, 2 * 25, 3) rows until `to_fixed_length` makes it (S, S, 3).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+MODES = ("faithful", "denoised")
+NUM_JOINTS = 25
+MAX_BODIES = 2
+COLUMNS = MAX_BODIES * NUM_JOINTS  # 50 joint columns: body 0's 25 joints, then body 1's
+TORSO = (0, 1, 4, 8, 12, 16, 20)  # spine base, spine mid, shoulders, hips, spine shoulder
+LEFT_HIP, RIGHT_HIP = 12, 16
+LEFT_SHOULDER = 4
+LEFT_ANKLE, LEFT_FOOT, RIGHT_ANKLE, RIGHT_FOOT = 14, 15, 18, 19
+
+# Denoised mode (ours, after the 2s-AGCN / CTR-GCN NTU denoising): a track is noise when it lasts
+# at most NOISE_MAX_FRAMES frames or less than NOISE_MIN_FRACTION of the recording, or when in at
+# least NOISE_WIDE_FRACTION of its frames its x-spread exceeds NOISE_SPREAD_RATIO times its y-spread
+# (a person is taller than wide; a chair or a wall is not). A filter that would remove every track
+# is not applied, so a sample always keeps a body.
+NOISE_MAX_FRAMES = 11
+NOISE_MIN_FRACTION = 0.1
+NOISE_SPREAD_RATIO = 0.8
+NOISE_WIDE_FRACTION = 0.69754
+
+
+class SampleSkipped(ValueError):
+    """A sample that the chosen mode cannot turn into an image; `.reason` is a short stable key.
+
+    Reasons: "zero-frames", "no-body", "no-usable-frame" (faithful: no frame lists 1 or 2 bodies),
+    "last-frame-3+bodies" (faithful: the demo's step 7), "degenerate-body" (the view axes of a body
+    are undefined: coincident torso joints or hips along the spine).
+    """
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
+
+
+def pca_first_axis(points: np.ndarray) -> np.ndarray:
+    """First principal axis of `points` (n, 3), signed as scikit-learn 0.19's PCA signs it.
+
+    The demo ran `PCA(n_components=3).fit(points).components_[0]`. scikit-learn 0.19 flips each
+    component so that the mean-centred point with the largest-magnitude projection projects
+    positively (the first such point on a tie, `svd_flip(u_based_decision=True)`); scikit-learn 1.5+
+    uses another rule, so the axis is computed here with numpy's SVD and the demo's rule.
+    Returns: (3,) unit vector, float64.
+    """
+    centred = np.asarray(points, np.float64) - np.mean(points, axis=0, dtype=np.float64)
+    u, _, vt = np.linalg.svd(centred, full_matrices=False)  # u: (n, 3), projections / singular values
+    return pca_sign(u[:, 0]) * vt[0]
+
+
+def pca_sign(projections: np.ndarray) -> float:
+    """-1.0 if the largest-magnitude entry (the first on a tie) is negative, else 1.0 (scikit-learn 0.19)."""
+    return -1.0 if projections[int(np.argmax(np.abs(projections)))] < 0 else 1.0
+
+
+def view_frame(joints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The demo's body-centred coordinate frame from one frame's joints (25, 3).
+
+    Origin o = midpoint of the hips (12, 16); z = first principal axis of the torso joints minus o;
+    y = (hip12 - hip16) x z; x = y x z; all normalised.
+    Returns: (R, o): R (3, 3) with columns x, y, z; o (3,); float64. Raises SampleSkipped
+    ("degenerate-body") when an axis is undefined.
+    """
+    joints = np.asarray(joints, np.float64)
+    origin = (joints[LEFT_HIP] + joints[RIGHT_HIP]) / 2
+    z = pca_first_axis(joints[list(TORSO)] - origin)
+    y = np.cross(joints[LEFT_HIP] - joints[RIGHT_HIP], z)
+    x = np.cross(y, z)
+    axes = np.stack([x, y, z], axis=1)  # (3, 3), columns x y z
+    norms = np.linalg.norm(axes, axis=0)
+    if not np.all(norms > 1e-12):
+        raise SampleSkipped("degenerate-body", f"view axes undefined (axis norms {norms.tolist()})")
+    return axes / norms, origin
+
+
+def view_transform(joints: np.ndarray, rotation: np.ndarray, origin: np.ndarray) -> np.ndarray:
+    """p -> R^-1 (p - o) for every joint: (..., 3) -> (..., 3) float64, one einsum over all frames."""
+    inverse = np.linalg.inv(rotation)
+    return np.einsum("ij,...j->...i", inverse, np.asarray(joints, np.float64) - origin)
+
+
+def fix_signs(rows: np.ndarray) -> np.ndarray:
+    """The demo's sign fixes on (T, 50, 3) rows (step 5); means run over all T rows, empty ones included.
+
+    z is negated if z of joint 4 (left shoulder) at frame 0 < 0; y if mean y of joint 15 - joint 14
+    < 0 or mean y of joint 19 - joint 18 < 0; x if mean x of joint 16 - joint 12 < 0. Returns a copy.
+    """
+    rows = np.array(rows, copy=True)
+    mean = rows.mean(axis=0)  # (50, 3)
+    if rows[0, LEFT_SHOULDER, 2] < 0:
+        rows[..., 2] *= -1
+    if mean[LEFT_FOOT, 1] - mean[LEFT_ANKLE, 1] < 0 or mean[RIGHT_FOOT, 1] - mean[RIGHT_ANKLE, 1] < 0:
+        rows[..., 1] *= -1
+    if mean[RIGHT_HIP, 0] - mean[LEFT_HIP, 0] < 0:
+        rows[..., 0] *= -1
+    return rows
+
+
+def to_fixed_length(array: np.ndarray, size: int, axis: int = 0) -> np.ndarray:
+    """Zero-pad or sample `axis` to `size` entries (step 6).
+
+    Fewer entries n: floor((size - n) / 2) zero entries before, the rest after. More: the entries at
+    np.linspace(0, n - 1, size).astype(int). Equal: unchanged.
+    """
+    array = np.asarray(array)
+    n = array.shape[axis]
+    if n > size:
+        return np.take(array, np.linspace(0, n - 1, size).astype(int), axis=axis)
+    if n < size:
+        before = (size - n) // 2
+        widths = [(0, 0)] * array.ndim
+        widths[axis] = (before, size - n - before)
+        return np.pad(array, widths)
+    return array
+
+
+def _check(skel) -> None:
+    if skel.num_frames == 0:
+        raise SampleSkipped("zero-frames", "expected at least 1 frame, found 0")
+    if int(np.max(skel.body_counts)) == 0:
+        raise SampleSkipped("no-body", f"expected a body in some frame, found none in {skel.num_frames}")
+
+
+def faithful_rows(skel) -> np.ndarray:
+    """Steps 2-4 and 7 of the demo: (F, 50, 3) float64 rows, zeros where a body or frame is absent."""
+    _check(skel)
+    counts = np.asarray(skel.body_counts)
+    if counts[-1] > MAX_BODIES:
+        raise SampleSkipped(
+            "last-frame-3+bodies",
+            f"faithful mode keeps a sample only if its last frame lists <= 2 bodies (the demo's step 7), "
+            f"found {counts[-1]}; --mode denoised keeps it",
+        )
+    usable = (counts >= 1) & (counts <= MAX_BODIES)
+    if not usable.any():
+        raise SampleSkipped("no-usable-frame", "expected a frame listing 1 or 2 bodies, found none")
+    rows = np.zeros((len(counts), MAX_BODIES, NUM_JOINTS, 3), np.float64)
+    for body in range(min(MAX_BODIES, skel.coords.shape[1])):
+        present = usable & (counts > body)
+        if not present.any():
+            continue
+        reference = int(np.argmax(present))  # first frame with 1-2 bodies listing this index
+        rotation, origin = view_frame(skel.coords[reference, body])
+        rows[present, body] = view_transform(skel.coords[present, body], rotation, origin)
+    return rows.reshape(len(counts), COLUMNS, 3)  # (F, 50, 3)
+
+
+def _body_tracks(skel) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    """[(bodyID, frames (n,), joints (n, 25, 3))] in order of first appearance; a bodyID listed twice
+    in one frame keeps its first listing."""
+    counts = np.asarray(skel.body_counts)
+    listed = np.arange(skel.body_ids.shape[1]) < counts[:, None]  # (F, B)
+    frames, slots = np.nonzero(listed)
+    ids = skel.body_ids[frames, slots]
+    tracks = []
+    _, first = np.unique(ids, return_index=True)
+    for start in np.sort(first):
+        mine = ids == ids[start]
+        track_frames, keep = np.unique(frames[mine], return_index=True)
+        track_slots = slots[mine][keep]
+        tracks.append((int(ids[start]), track_frames, skel.coords[track_frames, track_slots]))
+    return tracks
+
+
+def _is_short(joints: np.ndarray, num_frames: int) -> bool:
+    return len(joints) <= NOISE_MAX_FRAMES or len(joints) < NOISE_MIN_FRACTION * num_frames
+
+
+def _is_wide(joints: np.ndarray) -> bool:
+    spread = np.ptp(joints, axis=1)  # (n, 3) per-frame extent over the 25 joints
+    wide = spread[:, 0] > NOISE_SPREAD_RATIO * spread[:, 1]
+    return bool(wide.mean() >= NOISE_WIDE_FRACTION)
+
+
+def _activity(joints: np.ndarray) -> float:
+    return float(np.var(joints.astype(np.float64), axis=0).sum())  # summed per-coordinate variance
+
+
+def denoised_rows(skel) -> np.ndarray:
+    """The corrected body selection (module docstring): (T, 50, 3) float64 rows, T <= F."""
+    _check(skel)
+    tracks = _body_tracks(skel)
+    for is_noise in (lambda j: _is_short(j, skel.num_frames), _is_wide):
+        kept = [track for track in tracks if not is_noise(track[2])]
+        if kept:
+            tracks = kept
+    order = sorted(range(len(tracks)), key=lambda i: -_activity(tracks[i][2]))  # stable on ties
+    chosen = [tracks[i] for i in order[:MAX_BODIES]]
+    rows = np.zeros((skel.num_frames, MAX_BODIES, NUM_JOINTS, 3), np.float64)
+    present = np.zeros(skel.num_frames, bool)
+    for body, (_, frames, joints) in enumerate(chosen):
+        rotation, origin = view_frame(joints[0])
+        rows[frames, body] = view_transform(joints, rotation, origin)
+        present[frames] = True
+    return rows[present].reshape(-1, COLUMNS, 3)  # (T, 50, 3)
+
+
+def process_skeleton(skel, mode: str = "faithful", size: int = 50) -> np.ndarray:
+    """One recording -> the (size, size, 3) float32 image: rows = time, columns = joints, channels x y z.
+
+    Args: skel: a `mans.skeleton_io.Skeleton` (coords (F, B, 25, 3), body_counts (F,), body_ids (F, B)).
+        mode: "faithful" or "denoised". size: S >= 50, frames and joint columns.
+    Raises: SampleSkipped with a `.reason`; ValueError for a bad mode or size.
+    """
+    if mode not in MODES:
+        raise ValueError(f"expected mode among {list(MODES)}, found {mode!r}")
+    if size < COLUMNS:
+        raise ValueError(f"expected size >= {COLUMNS} (the joint columns of two bodies), found {size}")
+    if skel.coords.shape[2:] != (NUM_JOINTS, 3):
+        raise ValueError(f"expected coords of shape (F, B, {NUM_JOINTS}, 3), found {skel.coords.shape}")
+    rows = faithful_rows(skel) if mode == "faithful" else denoised_rows(skel)
+    rows = fix_signs(rows)
+    image = to_fixed_length(to_fixed_length(rows, size, axis=0), size, axis=1)  # (S, S, 3)
+    return image.astype(np.float32)

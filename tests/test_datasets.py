@@ -1,0 +1,37 @@
+"""mans.datasets: the registry, the 120 action names."""
+
+from __future__ import annotations
+
+import pytest
+
+from mans import datasets
+
+
+def test_action_names():
+    names = datasets.ACTION_NAMES
+    assert len(names) == 120 and len(set(names)) == 120
+    assert names[0] == "drink water" and names[59] == "walking apart from each other"
+    assert names[60] == "put on headphone"
+    assert names[119] == "finger-guessing game (playing rock-paper-scissors)"
+    assert len(datasets.TWO_PERSON_ACTIONS) == 26
+
+
+@pytest.mark.parametrize("name, classes, benchmarks", [("ntu60", 60, ("xsub", "xview")),
+                                                       ("ntu120", 120, ("xsub", "xset"))])
+def test_get_dataset(name, classes, benchmarks):
+    spec = datasets.get_dataset(name)
+    assert (spec.name, spec.num_classes, spec.benchmarks) == (name, classes, benchmarks)
+    assert spec.class_names == datasets.ACTION_NAMES[:classes]
+    assert (spec.num_joints, spec.max_bodies) == (25, 2)
+    assert dict(spec.train_defaults) == {}
+
+
+def test_unknown_dataset():
+    with pytest.raises(ValueError, match="ntu120.*'kinetics'"):
+        datasets.get_dataset("kinetics")
+
+
+def test_detect_dataset():
+    assert datasets.detect_dataset([1, 60, 3]) == "ntu60"
+    assert datasets.detect_dataset([1, 61]) == "ntu120"
+    assert datasets.detect_dataset([]) == "ntu60"
