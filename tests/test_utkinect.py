@@ -1,0 +1,108 @@
+"""mans.utkinect: the label file, the joint files and the cutting of segments, on hand-made folders."""
+
+import pathlib
+
+import numpy as np
+import pytest
+
+from mans import utkinect
+
+
+def joint_line(frame: int, value: float) -> str:
+    numbers = " ".join(f"{value + 0.001 * k:.6f}" for k in range(60))
+    return f"{frame} {numbers}  "
+
+
+def make_folder(root: pathlib.Path, labels: str, recordings: dict[str, list[tuple[int, float]]]) -> pathlib.Path:
+    (root / "joints").mkdir(parents=True)
+    (root / "actionLabel.txt").write_text(labels)
+    for sequence, lines in recordings.items():
+        text = "\n".join(joint_line(frame, value) for frame, value in lines) + "\n"
+        (root / "joints" / f"joints_{sequence}.txt").write_text(text)
+    return root
+
+
+LABELS = """s01_e01
+walk: 10 14 \nsitDown: 14 16
+standUp: 18 16
+pickUp: 20 22
+carry:  NaN NaN
+throw: 24 24
+push: 26 28
+pull: 28 30
+waveHands: 32 34
+clapHands: 36 38
+"""
+
+
+def recording() -> list[tuple[int, float]]:
+    lines = [(frame, float(frame)) for frame in range(10, 40, 2)]
+    lines.insert(3, (14, 99.0))  # a repeated frame number with other coordinates
+    return lines
+
+
+def test_labels_skip_nan_and_keep_order(tmp_path):
+    folder = make_folder(tmp_path, LABELS, {"s01_e01": recording()})
+    segments, skipped = utkinect.read_action_labels(folder / "actionLabel.txt")
+    assert [s.name for s in segments][:3] == ["s01_e01_walk", "s01_e01_sitDown", "s01_e01_standUp"]
+    assert len(segments) == 9
+    assert skipped == [("s01_e01_carry", "no-segment")]
+    assert segments[0].start == 10 and segments[0].end == 14  # trailing spaces ignored
+    assert segments[0].subject == 1 and segments[0].episode == 1 and segments[0].label == 0
+
+
+def test_segment_keeps_first_line_of_a_repeated_frame(tmp_path):
+    folder = make_folder(tmp_path, LABELS, {"s01_e01": recording()})
+    samples = {s.segment.name: s.skeleton for s in utkinect.iter_samples(folder)}
+    walk = samples["s01_e01_walk"]
+    assert walk.coords.shape == (3, 1, 20, 3)  # frames 10, 12, 14 (14 twice in the file: first kept)
+    np.testing.assert_allclose(walk.coords[:, 0, 0, 0], [10.0, 12.0, 14.0])
+    assert walk.body_counts.tolist() == [1, 1, 1]
+    # ranges may touch or overlap, and an end may come before its start
+    np.testing.assert_allclose(samples["s01_e01_sitDown"].coords[:, 0, 0, 0], [14.0, 16.0])
+    np.testing.assert_allclose(samples["s01_e01_standUp"].coords[:, 0, 0, 0], [16.0, 18.0])
+    np.testing.assert_allclose(samples["s01_e01_throw"].coords[:, 0, 0, 0], [24.0])
+
+
+def test_joint_layout_is_x_y_z_per_joint(tmp_path):
+    folder = make_folder(tmp_path, LABELS, {"s01_e01": recording()})
+    frames, coords = utkinect.read_joints(folder / "joints" / "joints_s01_e01.txt")
+    assert coords.shape == (16, 20, 3) and coords.dtype == np.float32
+    np.testing.assert_allclose(coords[0, 1], [10.003, 10.004, 10.005], rtol=1e-6)
+    assert frames[:4].tolist() == [10, 12, 14, 14]
+
+
+def test_missing_label_file_is_one_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="actionLabel.txt"):
+        utkinect.read_action_labels(tmp_path / "actionLabel.txt")
+
+
+def test_sequence_without_joints(tmp_path):
+    folder = make_folder(tmp_path, LABELS, {})
+    with pytest.raises(FileNotFoundError, match="joints_s01_e01.txt"):
+        list(utkinect.iter_samples(folder))
+    (folder / "joints" / "joints_s01_e01.txt").write_text("")
+    with pytest.raises(ValueError, match="no joints"):
+        list(utkinect.iter_samples(folder))
+
+
+def test_label_outside_the_recording(tmp_path):
+    labels = LABELS.replace("clapHands: 36 38", "clapHands: 500 520")
+    folder = make_folder(tmp_path, labels, {"s01_e01": recording()})
+    with pytest.raises(ValueError, match=r"clapHands \[500, 520\] lies outside the recording \(frames 10-38\)"):
+        list(utkinect.iter_samples(folder))
+
+
+def test_bad_label_lines(tmp_path):
+    (tmp_path / "actionLabel.txt").write_text("s01_e01\njump: 1 2\n")
+    with pytest.raises(ValueError, match="line 2: expected one of walk"):
+        utkinect.read_action_labels(tmp_path / "actionLabel.txt")
+    (tmp_path / "actionLabel.txt").write_text("walk: 1 2\n")
+    with pytest.raises(ValueError, match="line 1: expected a sequence name"):
+        utkinect.read_action_labels(tmp_path / "actionLabel.txt")
+
+
+def test_wrong_number_of_joint_values(tmp_path):
+    (tmp_path / "joints_s01_e01.txt").write_text("1 0.1 0.2 0.3\n")
+    with pytest.raises(ValueError, match="expected 61 numbers per line"):
+        utkinect.read_joints(tmp_path / "joints_s01_e01.txt")
