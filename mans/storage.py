@@ -1,0 +1,350 @@
+"""The HDF5 file of preprocessed samples, and the conversion of a folder of `.skeleton` files into it.
+
+Layout (format "mans-hdf5/1"; training and evaluation rely on it):
+    /x            (N, S, S, 3) float32, chunks (1, S, S, 3), gzip + shuffle;
+                  axes: sample, time, joint column (body 0's 25 joints, then body 1's), coord (x, y, z)
+    /label        (N,) int16, 0-based action
+    /setup /camera /performer /replication   (N,) int16, 1-based as in the sample name
+    /frames       (N,) int32, the recording's original frame count
+    /name         (N,) S20 ASCII sample names, ascending; the samples are stored in this order
+    attrs: format, dataset, mode, size, num_classes, class_names (JSON), joint_layout (JSON),
+           axes ("sample,time,joint,coord"), mans_version, command, created (ISO time), kept,
+           skipped (JSON {reason: count})
+
+`convert_folder` streams: workers parse and transform files and also compress each sample into its
+HDF5 chunk (byte shuffle + zlib, exactly HDF5's shuffle and deflate filters), and the main process
+writes the chunks in name order with `write_direct_chunk`, so memory does not grow with the number
+of files and the bytes do not depend on the number of workers. The file is written to `<out>.tmp`
+and renamed when complete; the skipped samples are listed in `<out stem>.skipped.csv` beside it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import dataclasses
+import datetime
+import functools
+import json
+import multiprocessing
+import os
+import pathlib
+import shlex
+import signal
+import sys
+import threading
+import time
+import zlib
+from collections import Counter
+from collections.abc import Iterable, Iterator
+
+import h5py
+import numpy as np
+from tqdm import tqdm
+
+import mans
+from mans import datasets, preprocess
+from mans.skeleton_io import SkeletonFormatError, parse_sample_name, read_skeleton
+
+FORMAT = "mans-hdf5/1"
+AXES = "sample,time,joint,coord"
+GZIP_LEVEL = 4  # ours: see bench/bench_preprocess.py for the measured cost of levels
+NAME_LENGTH = 20  # SsssCcccPpppRrrrAaaa
+MISSING_REASON = "missing-list"  # skipped on request: not an error under strict=True
+_INT16_COLUMNS = ("label", "setup", "camera", "performer", "replication")
+_JSON_ATTRS = ("class_names", "joint_layout", "skipped")
+
+
+@dataclasses.dataclass(frozen=True)
+class ConversionSummary:
+    """What `convert_folder` did; `line()` is the one line the script prints."""
+
+    out_path: pathlib.Path
+    report_path: pathlib.Path
+    dataset: str
+    mode: str
+    size: int
+    files: int
+    kept: int
+    skipped: dict[str, int]
+    seconds: float
+
+    @property
+    def files_per_second(self) -> float:
+        return self.files / self.seconds if self.seconds > 0 else float("inf")
+
+    def line(self) -> str:
+        reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(self.skipped.items()))
+        skipped = sum(self.skipped.values())
+        return (
+            f"{self.out_path}: kept {self.kept} of {self.files} files ({self.dataset}, {self.mode}, "
+            f"size {self.size}), skipped {skipped}{f' ({reasons})' if reasons else ''}, "
+            f"{self.seconds:.1f} s, {self.files_per_second:.0f} files/s; skip report {self.report_path}"
+        )
+
+
+def encode_chunk(image: np.ndarray, level: int = GZIP_LEVEL) -> bytes:
+    """One sample as the stored bytes of its (1, S, S, 3) chunk: HDF5's shuffle, then deflate."""
+    raw = np.ascontiguousarray(image, "<f4").view(np.uint8).reshape(-1, 4)  # (S*S*3, 4 bytes)
+    return zlib.compress(raw.T.tobytes(), level)  # shuffle: all first bytes, then all second bytes, ...
+
+
+def _convert_one(path: str, mode: str, size: int) -> tuple:
+    """Worker: ("ok", frames, chunk bytes) or ("skip", reason, message)."""
+    try:
+        skel = read_skeleton(path)
+        image = preprocess.process_skeleton(skel, mode, size)
+    except (SkeletonFormatError, preprocess.SampleSkipped) as error:
+        return ("skip", error.reason, str(error))
+    except OSError as error:
+        return ("skip", "unreadable", f"{os.path.basename(path)}: {error.strerror or error}")
+    except Exception as error:  # a bug, not bad input: fail the run, naming the file
+        raise RuntimeError(f"{os.path.basename(path)}: {type(error).__name__}: {error}") from error
+    return ("ok", skel.num_frames, encode_chunk(image))
+
+
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is handled once, by the main process
+
+
+@contextlib.contextmanager
+def _ordered_results(function, tasks: list, workers: int) -> Iterator[Iterable]:
+    """Results of `function` over `tasks`, in order; at most a bounded number of results pending."""
+    if workers == 1:
+        yield map(function, tasks)
+        return
+    chunksize = max(1, min(16, len(tasks) // (workers * 8)))
+    window = threading.Semaphore(workers * chunksize * 4)  # tasks handed out but not yet consumed
+    stop = threading.Event()
+
+    def feed():
+        for task in tasks:
+            while not window.acquire(timeout=0.1):
+                if stop.is_set():
+                    return
+            yield task
+
+    def results():
+        for result in pool.imap(function, feed(), chunksize):
+            window.release()
+            yield result
+
+    pool = multiprocessing.get_context().Pool(workers, initializer=_ignore_sigint)
+    try:
+        yield results()
+    finally:
+        stop.set()
+        pool.terminate()
+        pool.join()
+
+
+def _read_missing_list(path: str | os.PathLike | None) -> set[str]:
+    if path is None:
+        return set()
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"missing-sample list {path} not found")
+    names = set()
+    for line in path.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            names.add(os.path.basename(line).removesuffix(".skeleton"))
+    return names
+
+
+def _list_files(skeleton_dir: str | os.PathLike) -> list[pathlib.Path]:
+    folder = pathlib.Path(skeleton_dir)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"skeleton folder {folder} not found (expected a folder of .skeleton files)")
+    paths = sorted(folder.glob("*.skeleton"), key=lambda p: p.name)
+    if not paths:
+        raise ValueError(f"expected .skeleton files in {folder}, found none")
+    return paths
+
+
+def report_path_for(out_path: str | os.PathLike) -> pathlib.Path:
+    """Where the skip report of an output goes: `<out stem>.skipped.csv` beside it."""
+    out_path = pathlib.Path(out_path)
+    return out_path.with_name(out_path.stem + ".skipped.csv")
+
+
+def _write_report(path: pathlib.Path, skips: list[tuple[str, str, str]]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(("name", "reason", "message"))
+        writer.writerows(sorted(skips))
+    os.replace(tmp, path)
+
+
+def _check_arguments(mode: str, size: int, workers: int | None, limit: int | None) -> int:
+    if mode not in preprocess.MODES:
+        raise ValueError(f"expected mode among {list(preprocess.MODES)}, found {mode!r}")
+    if size < preprocess.COLUMNS:
+        raise ValueError(f"expected size >= {preprocess.COLUMNS} (the joint columns of two bodies), found {size}")
+    if limit is not None and limit < 1:
+        raise ValueError(f"expected limit >= 1, found {limit}")
+    workers = (os.cpu_count() or 1) if workers is None else workers
+    if workers < 1:
+        raise ValueError(f"expected workers >= 1, found {workers}")
+    return workers
+
+
+def convert_folder(
+    skeleton_dir: str | os.PathLike,
+    out_path: str | os.PathLike,
+    *,
+    dataset: str | None = None,
+    mode: str = "faithful",
+    size: int = 50,
+    workers: int | None = None,
+    missing_list: str | os.PathLike | None = None,
+    limit: int | None = None,
+    strict: bool = False,
+    overwrite: bool = False,
+    command: str | None = None,
+    progress: bool = True,
+) -> ConversionSummary:
+    """Convert every `*.skeleton` file of a folder into one HDF5 file (layout in the module docstring).
+
+    Files are taken in name order (`limit`: only the first `limit` of them). Skipped, with a reason in
+    the skip report: names on `missing_list` (NTU's list of samples without usable skeletons; the list
+    decides, whatever the file holds; reason "missing-list"), unparseable names ("bad-name"), malformed
+    files (`SkeletonFormatError` reasons, "no-body" included) and samples the mode cannot use
+    (`preprocess.SampleSkipped` reasons). `strict`: any skip other than "missing-list" is an error.
+    `dataset`: "ntu60" or "ntu120"; None detects it from the action numbers (any > 60: ntu120).
+    `workers`: processes (None: os.cpu_count()); the stored bytes do not depend on it.
+    `command`: recorded in the attrs (default: this process's argv).
+    Raises: FileNotFoundError, FileExistsError (output exists, overwrite=False), ValueError.
+    """
+    started = time.perf_counter()
+    workers = _check_arguments(mode, size, workers, limit)
+    out_path = pathlib.Path(out_path)
+    if out_path.exists() and not overwrite:
+        raise FileExistsError(f"{out_path} exists: pass --overwrite (overwrite=True) to replace it")
+    if out_path.is_dir():
+        raise ValueError(f"expected an output file name, found the folder {out_path}")
+    paths = _list_files(skeleton_dir)[:limit]
+    missing = _read_missing_list(missing_list)
+
+    skips: list[tuple[str, str, str]] = []
+    candidates: list[tuple[pathlib.Path, object]] = []
+    for path in paths:
+        name = path.name.removesuffix(".skeleton")
+        if name in missing:
+            skips.append((name, MISSING_REASON, "listed in the missing-sample list"))
+            continue
+        try:
+            candidates.append((path, parse_sample_name(path)))
+        except ValueError as error:
+            _skip(skips, name, getattr(error, "reason", "bad-name"), str(error), strict)
+
+    spec = datasets.get_dataset(dataset or datasets.detect_dataset(s.action for _, s in candidates))
+    too_large = [path.name for path, s in candidates if s.action > spec.num_classes]
+    if too_large:
+        raise ValueError(
+            f"expected actions 1-{spec.num_classes} for {spec.name}, found {too_large[0]} "
+            f"and {len(too_large) - 1} more with larger action numbers (use --dataset ntu120)"
+        )
+
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_name(out_path.name + ".tmp")
+    function = functools.partial(_convert_one, mode=mode, size=size)
+    tasks = [str(path) for path, _ in candidates]
+    columns: dict[str, list] = {key: [] for key in (*_INT16_COLUMNS, "frames", "name")}
+    try:
+        with _ordered_results(function, tasks, min(workers, max(1, len(tasks)))) as results:
+            with h5py.File(tmp, "w") as h5:
+                x = h5.create_dataset(
+                    "x", shape=(len(tasks), size, size, 3), maxshape=(None, size, size, 3), dtype="<f4",
+                    chunks=(1, size, size, 3), compression="gzip", compression_opts=GZIP_LEVEL, shuffle=True,
+                )
+                bar = tqdm(results, total=len(tasks), unit="file", disable=None if progress else True)
+                for (path, sample), result in zip(candidates, bar, strict=True):
+                    name = path.name.removesuffix(".skeleton")
+                    if result[0] == "skip":
+                        _skip(skips, name, result[1], result[2], strict)
+                        continue
+                    x.id.write_direct_chunk((len(columns["name"]), 0, 0, 0), result[2])
+                    for key in _INT16_COLUMNS:
+                        columns[key].append(sample.label if key == "label" else getattr(sample, key))
+                    columns["frames"].append(result[1])
+                    columns["name"].append(name)
+                bar.close()
+                kept = len(columns["name"])
+                x.resize(kept, axis=0)
+                for key in _INT16_COLUMNS:
+                    h5.create_dataset(key, data=np.array(columns[key], np.int16))
+                h5.create_dataset("frames", data=np.array(columns["frames"], np.int32))
+                h5.create_dataset("name", data=np.array(columns["name"], f"S{NAME_LENGTH}"))
+                skipped = dict(sorted(Counter(reason for _, reason, _ in skips).items()))
+                h5.attrs.update(_attrs(spec, mode, size, command, kept, skipped))
+        report = report_path_for(out_path)
+        _write_report(report, skips)
+        if kept == 0:
+            raise ValueError(f"expected at least one usable sample, found none: see {report}")
+        if out_path.exists() and not overwrite:
+            raise FileExistsError(f"{out_path} appeared during the run: pass --overwrite to replace it")
+        os.replace(tmp, out_path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return ConversionSummary(
+        out_path=out_path, report_path=report, dataset=spec.name, mode=mode, size=size, files=len(paths),
+        kept=kept, skipped=skipped, seconds=time.perf_counter() - started,
+    )
+
+
+def _skip(skips: list, name: str, reason: str, message: str, strict: bool) -> None:
+    if strict and reason != MISSING_REASON:
+        raise ValueError(f"{name} skipped ({reason}): {message} [strict: any skip is an error]")
+    skips.append((name, reason, message))
+
+
+def _attrs(spec, mode: str, size: int, command: str | None, kept: int, skipped: dict) -> dict:
+    return {
+        "format": FORMAT,
+        "dataset": spec.name,
+        "mode": mode,
+        "size": size,
+        "num_classes": spec.num_classes,
+        "class_names": json.dumps(list(spec.class_names)),
+        "joint_layout": json.dumps({"bodies": spec.max_bodies, "joints": spec.num_joints, "padded_to": size}),
+        "axes": AXES,
+        "mans_version": mans.__version__,
+        "command": command if command is not None else shlex.join(sys.argv),
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "kept": kept,
+        "skipped": json.dumps(skipped),
+    }
+
+
+def read_metadata(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, object]]:
+    """Every column but /x, and the decoded attrs, of a file written by `convert_folder`.
+
+    Returns: (columns, attrs): columns "label" "setup" "camera" "performer" "replication" (int16),
+        "frames" (int32), "name" (str array); attrs with JSON values decoded and numbers as int.
+    Raises: FileNotFoundError for a missing file, ValueError for a file that is not a mans HDF5 file.
+    """
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found (expected an HDF5 file written by process_data.py)")
+    try:
+        h5 = h5py.File(path, "r")
+    except OSError as error:
+        raise ValueError(f"expected an HDF5 file written by process_data.py, found {path} ({error})") from None
+    with h5:
+        found = h5.attrs.get("format")
+        if found != FORMAT:
+            raise ValueError(f"expected a {FORMAT!r} file written by process_data.py, found {path} (format {found!r})")
+        columns = {key: h5[key][()] for key in h5 if key != "x"}
+        raw_attrs = dict(h5.attrs)
+    columns["name"] = columns["name"].astype(str)
+    attrs: dict[str, object] = {}
+    for key, value in raw_attrs.items():
+        if key in _JSON_ATTRS:
+            value = json.loads(value)
+        elif isinstance(value, np.integer):
+            value = int(value)
+        attrs[key] = value
+    return columns, attrs
