@@ -1,0 +1,115 @@
+"""mans.augment: shapes, identity at strength 0, seeds, invariants, and nothing at inference."""
+
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+
+from mans import augment
+
+S = 16
+ALL = [
+    augment.RandomVerticalRotation(30.0, seed=1),
+    augment.RandomScale(0.2, seed=2),
+    augment.JointJitter(0.01, seed=3),
+    augment.RandomTimeWarp(0.5, seed=4),
+]
+
+
+def skeleton_batch(batch: int = 4) -> np.ndarray:
+    """Random skeleton images with zero rows before/after the recording and zero joint columns."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(batch, S, S, 3)).astype("float32")
+    x[:, :3] = 0  # padded frames before
+    x[:, -2:] = 0  # and after
+    x[:, :, 10:] = 0  # absent second body / padded joint columns
+    return x
+
+
+@pytest.mark.parametrize("layer", ALL, ids=lambda layer: type(layer).__name__)
+def test_shape_dtype_and_zero_padding_kept(layer):
+    x = skeleton_batch()
+    y = keras.ops.convert_to_numpy(layer(x, training=True))
+    assert y.shape == x.shape and y.dtype == np.float32
+    assert not np.allclose(y, x)
+    np.testing.assert_array_equal(y[:, :3], 0)
+    np.testing.assert_array_equal(y[:, -2:], 0)
+    np.testing.assert_array_equal(y[:, :, 10:], 0)
+
+
+@pytest.mark.parametrize("cls", [type(layer) for layer in ALL], ids=lambda cls: cls.__name__)
+def test_identity_at_strength_zero_and_at_inference(cls):
+    x = skeleton_batch()
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(cls(0.0, seed=0)(x, training=True)), x)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(cls(0.5, seed=0)(x, training=False)), x)
+
+
+@pytest.mark.parametrize("cls", [type(layer) for layer in ALL], ids=lambda cls: cls.__name__)
+def test_repeats_under_a_seed(cls):
+    x = skeleton_batch()
+    first = keras.ops.convert_to_numpy(cls(0.5, seed=7)(x, training=True))
+    second = keras.ops.convert_to_numpy(cls(0.5, seed=7)(x, training=True))
+    other = keras.ops.convert_to_numpy(cls(0.5, seed=8)(x, training=True))
+    np.testing.assert_array_equal(first, second)
+    assert not np.allclose(first, other)
+
+
+def test_rotation_keeps_bone_lengths_and_the_vertical_axis():
+    x = skeleton_batch()
+    y = keras.ops.convert_to_numpy(augment.RandomVerticalRotation(90.0, seed=0)(x, training=True))
+    bone = lambda a: np.linalg.norm(a[:, :, 1:10] - a[:, :, 0:9], axis=-1)  # noqa: E731
+    np.testing.assert_allclose(bone(y), bone(x), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(y[..., 2], x[..., 2])
+
+
+def test_time_warp_keeps_the_ends_of_the_recording():
+    x = skeleton_batch()
+    y = keras.ops.convert_to_numpy(augment.RandomTimeWarp(1.0, seed=0)(x, training=True))
+    np.testing.assert_allclose(y[:, 3], x[:, 3], atol=1e-6)  # first recorded frame
+    np.testing.assert_allclose(y[:, -3], x[:, -3], atol=1e-6)  # last recorded frame
+
+
+def test_bad_strengths():
+    with pytest.raises(ValueError, match="strength=-1"):
+        augment.JointJitter(-1)
+    with pytest.raises(ValueError, match="strength=1.5"):
+        augment.RandomScale(1.5)
+    with pytest.raises(ValueError, match="unknown augmentation"):
+        augment.augmentation_layers({"mirror": 1.0})
+
+
+def test_augmentation_layers_order_and_config_round_trip():
+    layers = augment.augmentation_layers({"rotation": 10, "jitter": 0.0, "time_warp": 0.2, "scale": 0.1}, seed=5)
+    assert [layer.name for layer in layers] == ["augment_time_warp", "augment_rotation", "augment_scale"]
+    for layer in layers:
+        clone = type(layer).from_config(layer.get_config())
+        assert clone.get_config() == layer.get_config()
+
+
+def test_model_with_augmentation_saves_and_loads_in_a_fresh_process(tmp_path):
+    inputs = keras.Input((S, S, 3))
+    x = inputs
+    for layer in augment.augmentation_layers({"rotation": 20, "scale": 0.1, "jitter": 0.01, "time_warp": 0.3}, 1):
+        x = layer(x)
+    outputs = keras.layers.Dense(4, activation="softmax")(keras.layers.Flatten()(x))
+    model = keras.Model(inputs, outputs)
+    data = skeleton_batch()
+    first = model.predict(data, verbose=0)
+    np.testing.assert_array_equal(first, model.predict(data, verbose=0))  # off at inference
+    path = tmp_path / "augmented.keras"
+    model.save(path)
+    np.save(tmp_path / "data.npy", data)
+    np.save(tmp_path / "expected.npy", first)
+    script = textwrap.dedent(f"""
+        import keras, numpy as np, mans.augment  # importing mans registers its layers
+        model = keras.saving.load_model({str(path)!r})
+        out = model.predict(np.load({str(tmp_path / 'data.npy')!r}), verbose=0)
+        np.testing.assert_allclose(out, np.load({str(tmp_path / 'expected.npy')!r}), rtol=1e-6, atol=1e-7)
+        print("same")
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "same" in result.stdout
