@@ -1,0 +1,108 @@
+"""process_data.py as users run it: a subprocess, synthetic folder -> HDF5, one-line errors, no Keras."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+
+from mans import datasets, splits, storage
+from mans.skeleton_io import parse_sample_name
+
+
+def run(repo_root, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(repo_root)}
+    result = subprocess.run([sys.executable, str(repo_root / "process_data.py"), *args], cwd=repo_root,
+                            capture_output=True, text=True, env=env, timeout=300)
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_synthetic_folder_to_hdf5(repo_root, tmp_path):
+    folder, out = tmp_path / "syn", tmp_path / "data" / "syn.h5"
+    made = run(repo_root, "--synthetic", str(folder), "--samples", "36", "--actions", "6", "--seed", "3")
+    assert "wrote 36" in made.stdout
+    result = run(repo_root, "--skeletons", str(folder), "--out", str(out), "--workers", "2", "--mode", "denoised")
+    assert result.stdout.count("\n") == 1 and "kept 36 of 36 files" in result.stdout
+    assert "files/s" in result.stdout
+    columns, attrs = storage.read_metadata(out)
+    names = sorted(p.stem for p in folder.glob("*.skeleton"))
+    assert list(columns["name"]) == names
+    parsed = [parse_sample_name(name) for name in names]
+    np.testing.assert_array_equal(columns["label"], [p.action - 1 for p in parsed])
+    np.testing.assert_array_equal(columns["performer"], [p.performer for p in parsed])
+    np.testing.assert_array_equal(columns["camera"], [p.camera for p in parsed])
+    assert set(columns["label"]) == set(range(6))
+    assert attrs["mode"] == "denoised" and attrs["dataset"] == "ntu60" and attrs["kept"] == 36
+    assert attrs["command"] == " ".join([str(repo_root / "process_data.py"), "--skeletons", str(folder), "--out",
+                                         str(out), "--workers", "2", "--mode", "denoised"])
+    assert attrs["class_names"] == list(datasets.ACTION_NAMES[:60])
+    with h5py.File(out) as h5:
+        x = h5["x"][:]
+    assert x.shape == (36, 50, 50, 3) and x.dtype == np.float32 and np.isfinite(x).all()
+    assert all(x[i].any() for i in range(36))
+    for benchmark in ("xsub", "xview"):
+        mask = splits.split_mask(columns, "ntu60", benchmark)
+        assert 0 < mask.sum() < 36
+    assert (tmp_path / "data" / "syn.skipped.csv").read_text().startswith("name,reason,message")
+
+
+def test_synthetic_and_convert_in_one_command(repo_root, tmp_path):
+    out = tmp_path / "one.h5"
+    result = run(repo_root, "--synthetic", str(tmp_path / "s"), "--samples", "8", "--actions", "2",
+                 "--out", str(out), "--size", "64", "--quiet")
+    assert "kept 8 of 8" in result.stdout
+    with h5py.File(out) as h5:
+        assert h5["x"].shape == (8, 64, 64, 3) and h5.attrs["size"] == 64
+
+
+def one_line_error(result: subprocess.CompletedProcess, *words: str) -> None:
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.stderr
+    for word in words:
+        assert word in lines[0]
+
+
+def test_user_errors_are_one_line(repo_root, tmp_path):
+    one_line_error(run(repo_root, "--skeletons", str(tmp_path / "none"), "--out", str(tmp_path / "o.h5"),
+                       check=False), "none", "not found")
+    (tmp_path / "empty").mkdir()
+    one_line_error(run(repo_root, "--skeletons", str(tmp_path / "empty"), "--out", str(tmp_path / "o.h5"),
+                       check=False), ".skeleton files")
+    folder = tmp_path / "s"
+    folder.mkdir()
+    (folder / "S001C001P001R001A001.skeleton").write_text("1\r\n1\r\n")
+    (tmp_path / "o.h5").write_text("old")
+    one_line_error(run(repo_root, "--skeletons", str(folder), "--out", str(tmp_path / "o.h5"), check=False),
+                   "--overwrite")
+    one_line_error(run(repo_root, "--skeletons", str(folder), "--out", str(tmp_path / "p.h5"), "--strict",
+                       check=False), "truncated", "strict")
+    assert not (tmp_path / "p.h5").exists() and not (tmp_path / "p.h5.tmp").exists()
+    one_line_error(run(repo_root, "--skeletons", str(folder), check=False), "--out")
+    one_line_error(run(repo_root, "--synthetic", str(tmp_path / "x"), check=False), "--samples")
+
+
+def test_argparse_rejects_unknown_choices(repo_root, tmp_path):
+    result = run(repo_root, "--skeletons", str(tmp_path), "--out", "o.h5", "--mode", "raw", check=False)
+    assert result.returncode == 2 and "invalid choice" in result.stderr
+
+
+def imported_modules(repo_root, *args: str) -> set[str]:
+    result = subprocess.run([sys.executable, "-X", "importtime", str(repo_root / "process_data.py"), *args],
+                            cwd=repo_root, capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "PYTHONPATH": str(repo_root)})
+    assert result.returncode == 0, result.stderr[-2000:]
+    return {line.split("|")[-1].strip().split(".")[0] for line in result.stderr.splitlines() if "|" in line}
+
+
+def test_no_deep_learning_import(repo_root, tmp_path):
+    for args in (["--help"], ["--synthetic", str(tmp_path / "s"), "--samples", "2", "--out", str(tmp_path / "o.h5")]):
+        imported = imported_modules(repo_root, *args)
+        assert "h5py" in imported and "numpy" in imported
+        assert not imported & {"tensorflow", "keras", "torch", "jax"}
