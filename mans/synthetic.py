@@ -313,8 +313,8 @@ def synthesize(name: SampleName, rng: np.random.Generator, *, frames: tuple[int,
     count = int(rng.integers(frames[0], frames[1] + 1))
     two = name.action in TWO_PERSON_ACTIONS
     rotation, shift = _camera(name, rng)
-    tracks = []
-    for actor in range(2 if two else 1):
+    tracks, actors = [], range(2 if two else 1)
+    for actor in actors:
         scene, lean = _actor_joints(name, actor, two, count, rng)
         tracking = _tracking_states(count, rng, 0.02) if noise else np.full((count, NUM_JOINTS), 2, np.int8)
         joints = scene @ rotation.T + shift
@@ -325,6 +325,8 @@ def synthesize(name: SampleName, rng: np.random.Generator, *, frames: tuple[int,
     if noise:
         _add_sensor_artefacts(tracks, count, rotation, shift, rng)
     order = [[k for k, track in enumerate(tracks) if track.frames[t]] for t in range(count)]
+    if noise and len(tracks) > len(actors) and rng.random() < 0.3:  # a spurious body in a lower sensor slot
+        order = [row[len(actors) :] + row[: len(actors)] if len(row) > len(actors) else row for row in order]
     if noise and two and rng.random() < 0.15:  # the sensor swaps its body slots mid-recording
         swap = int(rng.integers(count))
         order[swap:] = [row[1::-1] + row[2:] if len(row) >= 2 else row for row in order[swap:]]
