@@ -1,0 +1,113 @@
+"""Parse speed of mans.skeleton_io.read_skeleton on synthetic NTU files, one core.
+
+Writes N synthetic `.skeleton` files (1-2 bodies plus sensor noise) to a temporary folder, then reads
+them all with read_skeleton, twice, and prints MB/s, files/s and ms/file with the library versions.
+--approaches also times the alternatives the parser was chosen from, on the same files.
+Example: python bench/bench_parse.py --files 500 --frames 40 300
+"""
+
+import argparse
+import io
+import itertools
+import os
+import pathlib
+import platform
+import sys
+import tempfile
+import time
+import warnings
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+from mans import __version__ as mans_version  # noqa: E402
+from mans.skeleton_io import read_skeleton  # noqa: E402
+from mans.synthetic import write_synthetic_dataset  # noqa: E402
+
+
+def joint_lines(data: bytes) -> list[bytes]:
+    """The joint lines of a well-formed file (the lines with 12 fields)."""
+    return [line for line in data.splitlines() if line.count(b" ") == 11]
+
+
+def alternatives() -> dict:
+    """Whole-file parsers the fast path was chosen from (each returns the joint values)."""
+
+    def pandas_all_columns(data):
+        return pd.read_csv(io.BytesIO(b"\n".join(joint_lines(data))), sep=" ", header=None).to_numpy()
+
+    def pandas_ragged_whole_file(data):
+        return pd.read_csv(io.BytesIO(data), sep=r"\s+", header=None, names=range(12)).to_numpy()
+
+    def numpy_loadtxt(data):
+        return np.loadtxt(joint_lines(data))
+
+    def numpy_fromstring(data):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return np.fromstring(b" ".join(joint_lines(data)), sep=" ")
+
+    def bytes_to_float_array(data):
+        tokens = list(itertools.chain.from_iterable(line.split() for line in joint_lines(data)))
+        return np.array(tokens).astype(np.float64)
+
+    return {
+        "pandas.read_csv, joint lines, all 12 columns": pandas_all_columns,
+        "pandas.read_csv, whole file, sep=\\s+": pandas_ragged_whole_file,
+        "np.loadtxt on the list of joint lines": numpy_loadtxt,
+        "np.fromstring on the joined joint lines": numpy_fromstring,
+        "bytes.split -> 'S' array -> float64": bytes_to_float_array,
+    }
+
+
+def time_reader(label: str, paths: list[pathlib.Path], total_bytes: int) -> None:
+    start = time.perf_counter()
+    for path in paths:
+        read_skeleton(path)
+    seconds = time.perf_counter() - start
+    print(f"{label}: {total_bytes / seconds / 1e6:7.1f} MB/s  {len(paths) / seconds:7.1f} files/s  "
+          f"{1e3 * seconds / len(paths):6.3f} ms/file")  # fmt: skip
+
+
+def time_alternatives(paths: list[pathlib.Path], total_bytes: int) -> None:
+    contents = [path.read_bytes() for path in paths]
+    for label, parse in alternatives().items():
+        start = time.perf_counter()
+        for data in contents:
+            parse(data)
+        seconds = time.perf_counter() - start
+        print(f"  {label:45s} {total_bytes / seconds / 1e6:7.1f} MB/s  {1e3 * seconds / len(paths):6.3f} ms/file")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--files", type=int, default=500, help="synthetic files to write and read")
+    parser.add_argument("--frames", type=int, nargs=2, default=(40, 300), metavar=("LO", "HI"))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--approaches", action="store_true", help="also time the alternative parsers")
+    args = parser.parse_args(argv)
+
+    print(f"python {platform.python_version()}, numpy {np.__version__}, pandas {pd.__version__}, "
+          f"mans {mans_version}; {platform.machine()} {platform.processor() or ''}, "
+          f"{os.cpu_count()} CPUs, one core used, load average {os.getloadavg()[0]:.2f}")  # fmt: skip
+    with tempfile.TemporaryDirectory() as folder:
+        start = time.perf_counter()
+        paths = write_synthetic_dataset(folder, args.files, num_actions=60, seed=args.seed, frames=tuple(args.frames))
+        written = time.perf_counter() - start
+        total_bytes = sum(path.stat().st_size for path in paths)
+        frames = [read_skeleton(path).num_frames for path in paths]
+        size = total_bytes / len(paths) / 1e3
+        print(f"wrote {len(paths)} files in {written:.1f} s ({1e3 * written / len(paths):.1f} ms/file), "
+              f"{size:.0f} KB and {np.mean(frames):.0f} frames per file on average")  # fmt: skip
+        for run in (1, 2):
+            time_reader(f"read_skeleton, run {run}", paths, total_bytes)
+        print(f"load average after the runs: {os.getloadavg()[0]:.2f} (other processes share the cores)")
+        if args.approaches:
+            print("alternatives (parsing only, no validation or assembly):")
+            time_alternatives(paths, total_bytes)
+
+
+if __name__ == "__main__":
+    main()
