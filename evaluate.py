@@ -1,0 +1,105 @@
+"""Evaluate a MANs checkpoint, predict actions of raw .skeleton files, or fuse saved score files.
+
+Examples:
+  python evaluate.py runs/ntu60-xsub/best.keras --data data/ntu60.h5 --benchmark xsub
+      prints top-1, top-5 and mean per-class accuracy on the test split and writes, beside the checkpoint
+      (or into --out): metrics.json, per_class_accuracy.csv, confusion_matrix.csv/.png, scores.npy,
+      scores_names.txt, misclassified.csv
+  python evaluate.py runs/ntu60-xsub/best.keras --skeleton S001C001P001R001A001.skeleton
+      preprocesses the files as the run's training data was and prints the top-5 actions
+  python evaluate.py --ensemble a/scores.npy b/scores.npy --weights 1 0.5 --data data/ntu60.h5 --benchmark xsub
+      fuses score files (same samples, same order) and prints the fused accuracy
+"""
+
+import argparse
+import sys
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("checkpoint", nargs="?", help=".keras checkpoint from train_MANs.py")
+    p.add_argument("--data", help="HDF5 file from process_data.py")
+    p.add_argument("--benchmark", default="xsub", help="xsub or xview (NTU-60), xsub or xset (NTU-120); default xsub")
+    p.add_argument("--out", help="folder for the reports (default: the checkpoint's folder)")
+    p.add_argument("--batch-size", type=int, default=256, help="images per forward pass (default 256)")
+    p.add_argument(
+        "--in-memory",
+        choices=["auto", "yes", "no"],
+        default="auto",
+        help="load the test split into memory first (auto: when it takes < 25%% of the RAM)",
+    )
+    p.add_argument(
+        "--recompute-bn-stats",
+        action="store_true",
+        help="replace the BatchNormalization moving statistics by those of the run's training "
+        "samples before evaluating (saves <checkpoint>_bnstats.keras)",
+    )
+    p.add_argument("--bn-samples", type=int, default=4096, help="training samples used for that (default 4096)")
+    p.add_argument("--skeleton", nargs="+", metavar="FILE", help="raw .skeleton files to classify")
+    p.add_argument("--top", type=int, default=5, help="actions printed per --skeleton file (default 5)")
+    p.add_argument("--ensemble", nargs="+", metavar="SCORES", help="score files (.npy) to fuse")
+    p.add_argument("--weights", nargs="+", type=float, help="one weight per --ensemble file (default 1 each)")
+    return p
+
+
+def _print_metrics(metrics: dict) -> None:
+    print(
+        f"top-1 {metrics['top1']:.2%}  top-5 {metrics['top5']:.2%}  mean per-class {metrics['mean_class_accuracy']:.2%}"
+        f"  ({metrics['num_samples']} {metrics['benchmark']} test samples)"
+    )
+
+
+def run(args: argparse.Namespace) -> None:
+    """Dispatch to the ensemble, single-file or test-split evaluation."""
+    from mans import evaluation
+    from mans.data import UsageError
+
+    if args.ensemble:
+        if args.checkpoint or args.skeleton:
+            raise UsageError("--ensemble takes score files only, no checkpoint or --skeleton")
+        if not args.data:
+            raise UsageError("--ensemble needs --data (the labels) and --benchmark")
+        metrics = evaluation.ensemble(args.ensemble, args.data, args.benchmark, args.weights, args.out)
+        for member in metrics["members"]:
+            print(f"{member['file']}: weight {member['weight']:g}, top-1 {member['top1']:.2%}")
+        print("fused: ", end="")
+        _print_metrics(metrics)
+        return
+    if not args.checkpoint:
+        raise UsageError("expected a checkpoint (or --ensemble score files)")
+    if args.skeleton:
+        for file, top in evaluation.predict_files(args.checkpoint, args.skeleton, args.data, args.top):
+            print(file)
+            for rank, (name, probability) in enumerate(top, 1):
+                print(f"  {rank}. {name}  {probability:.1%}")
+        return
+    if not args.data:
+        raise UsageError("expected --data (the HDF5 file to evaluate on)")
+    metrics = evaluation.evaluate(
+        args.checkpoint,
+        args.data,
+        args.benchmark,
+        args.out,
+        batch_size=args.batch_size,
+        in_memory=args.in_memory,
+        recompute_bn_stats=args.recompute_bn_stats,
+        bn_samples=args.bn_samples,
+    )
+    _print_metrics(metrics)
+    print(f"reports in {args.out or __import__('pathlib').Path(args.checkpoint).parent}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    from mans.data import UsageError
+
+    try:
+        run(args)
+    except UsageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,338 @@
+"""Batches of MANs input images from an HDF5 file written by `process_data.py`.
+
+The file layout is documented in `mans.storage` (`/x` is (N, S, S, 3) float32, axes sample, time, joint
+column, coordinate; `/label` is the 0-based action). This module opens such a file, selects the samples of
+a benchmark split, and serves them to Keras as a `keras.utils.PyDataset`, either read batch by batch from
+the file (the 224 x 224 variant's tensors do not fit in memory) or from an in-memory copy.
+
+Training order is a pure function of (seed, epoch, batch): batch `b` of epoch `e` holds the rows
+`permutation[b * B:(b + 1) * B]` of `np.random.default_rng((seed, e)).permutation(n)`, read in ascending
+file order. The same batches therefore come back after a resume, with any number of workers, threads or
+processes, and from the file or from memory alike.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import pathlib
+from collections.abc import Mapping
+
+import h5py
+import keras
+import numpy as np
+
+from mans import splits, storage
+
+IN_MEMORY_FRACTION = 0.25  # "auto" loads a split when it takes less than this share of the RAM (ours)
+_READ_BLOCK = 512  # rows read at once when a split is loaded into memory
+
+
+class UsageError(ValueError):
+    """A mistake in what the user asked for; the scripts print it as one line `error: ...` and exit 2."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DataFile:
+    """An opened mans HDF5 file: its columns (everything but `x`) and its decoded attributes.
+
+    Attributes:
+        path: the file.
+        meta: columns `label`, `setup`, `camera`, `performer`, `replication`, `frames`, `name`, each (N,).
+        attrs: the file's attributes (`dataset`, `mode`, `size`, `num_classes`, `class_names`, ...).
+    """
+
+    path: pathlib.Path
+    meta: Mapping[str, np.ndarray]
+    attrs: Mapping[str, object]
+
+    @property
+    def num_samples(self) -> int:
+        return int(len(self.meta["label"]))
+
+    @property
+    def size(self) -> int:
+        return int(self.attrs["size"])
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.attrs["num_classes"])
+
+    @property
+    def dataset(self) -> str:
+        return str(self.attrs["dataset"])
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return tuple(self.attrs["class_names"])
+
+    @property
+    def labels(self) -> np.ndarray:
+        return np.asarray(self.meta["label"], dtype=np.int32)
+
+    @property
+    def names(self) -> np.ndarray:
+        """Sample names as str, (N,), in file order (ascending)."""
+        return np.array([_as_str(n) for n in self.meta["name"]])
+
+
+@dataclasses.dataclass(frozen=True)
+class Splits:
+    """Row indices (ascending) of the samples used to fit, to validate and to test.
+
+    `validation` says where the validation rows come from: "holdout" (performers held out of the training
+    split), "test" (the test split itself, as in the authors' demo) or "none" (no validation rows).
+    """
+
+    fit: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+    validation: str
+
+
+def open_data(path: str | os.PathLike) -> DataFile:
+    """Open a mans HDF5 file and check that it can feed a model.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: the file is not a mans HDF5 file, or its `x` does not match its attributes.
+    """
+    path = pathlib.Path(path)
+    meta, attrs = storage.read_metadata(path)
+    attrs = dict(attrs)
+    if isinstance(attrs.get("class_names"), str):
+        attrs["class_names"] = json.loads(attrs["class_names"])
+    with h5py.File(path, "r") as f:
+        if "x" not in f:
+            raise ValueError(f"{path}: expected a dataset /x of (N, S, S, 3) images, found none")
+        shape = tuple(f["x"].shape)
+    size = int(attrs["size"])
+    expected = (len(meta["label"]), size, size, 3)
+    if shape != expected:
+        raise ValueError(
+            f"{path}: expected /x of shape {expected} (from /label and attrs size), found {shape}"
+        )
+    return DataFile(path=path, meta=meta, attrs=attrs)
+
+
+def select_splits(
+    data: DataFile,
+    benchmark: str,
+    *,
+    val: str = "holdout",
+    val_fraction: float = 0.1,
+    seed: int = 0,
+    max_train_samples: int | None = None,
+) -> Splits:
+    """Row indices of the fit, validation and test samples of a benchmark.
+
+    Args:
+        data: the opened file.
+        benchmark: e.g. "xsub"; `mans.splits.split_mask` raises ValueError naming the valid ones.
+        val: "holdout" holds out `val_fraction` of the training performers (whole performers), "test"
+            validates on the test split (the authors' protocol), "none" validates on nothing.
+        val_fraction: share of training performers held out when `val == "holdout"`.
+        seed: seed of the hold-out draw and of the `max_train_samples` subset.
+        max_train_samples: keep at most this many fit rows (a seeded random subset, for quick tries).
+    """
+    is_train = np.asarray(splits.split_mask(data.meta, data.dataset, benchmark), dtype=bool)
+    train_index = np.flatnonzero(is_train)
+    test_index = np.flatnonzero(~is_train)
+    if len(train_index) == 0 or len(test_index) == 0:
+        raise ValueError(
+            f"{data.path}: benchmark {benchmark!r} leaves {len(train_index)} training and {len(test_index)} "
+            "test samples; expected both to be non-empty"
+        )
+    if val == "holdout":
+        fit, held = splits.holdout_validation(
+            train_index, np.asarray(data.meta["performer"])[train_index], fraction=val_fraction, seed=seed
+        )
+        fit, held = np.sort(np.asarray(fit)), np.sort(np.asarray(held))
+    elif val == "test":
+        fit, held = train_index, test_index
+    elif val == "none":
+        fit, held = train_index, np.zeros(0, dtype=np.int64)
+    else:
+        raise ValueError(f"val must be one of holdout, test, none. Received: val={val!r}")
+    if max_train_samples is not None and max_train_samples < len(fit):
+        if max_train_samples < 1:
+            raise ValueError(f"max_train_samples must be >= 1. Received: {max_train_samples}")
+        keep = np.random.default_rng((seed, 7)).choice(len(fit), size=max_train_samples, replace=False)
+        fit = np.sort(fit[keep])
+    return Splits(fit=fit, val=held, test=test_index, validation=val)
+
+
+def split_bytes(num_rows: int, size: int) -> int:
+    """Bytes that `num_rows` float32 images of S x S x 3 take in memory."""
+    return int(num_rows) * size * size * 3 * 4
+
+
+def total_memory_bytes() -> int | None:
+    """Physical memory of this machine in bytes, or None where the OS does not say."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def should_load_in_memory(in_memory: str, num_rows: int, size: int) -> bool:
+    """Decide whether to load a split into memory: "yes", "no" or "auto" (< 25 % of the RAM)."""
+    if in_memory == "yes":
+        return True
+    if in_memory == "no":
+        return False
+    if in_memory != "auto":
+        raise ValueError(f"in_memory must be one of auto, yes, no. Received: in_memory={in_memory!r}")
+    total = total_memory_bytes()
+    return total is not None and split_bytes(num_rows, size) < IN_MEMORY_FRACTION * total
+
+
+def load_rows(path: str | os.PathLike, rows: np.ndarray) -> np.ndarray:
+    """Read the images of `rows` (ascending row indices) into one (len(rows), S, S, 3) float32 array.
+
+    Reads the file in contiguous blocks, which is much faster than a fancy index when the rows are many.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    with h5py.File(path, "r") as f:
+        x = f["x"]
+        out = np.empty((len(rows), *x.shape[1:]), dtype=np.float32)
+        done = 0
+        while done < len(rows):
+            start = int(rows[done])
+            stop_row = start + _READ_BLOCK
+            count = int(np.searchsorted(rows[done:], stop_row))
+            block = x[start : min(stop_row, x.shape[0])]
+            out[done : done + count] = block[rows[done : done + count] - start]
+            done += count
+    return out
+
+
+class SkeletonBatches(keras.utils.PyDataset):
+    """Batches (x, y) of the rows `rows` of a mans HDF5 file, x (B, S, S, 3) float32, y (B,) int32.
+
+    Two modes:
+    - `shuffle_seed=None`: every row once, in file order; `num_batches` = ceil(n / batch_size)
+      (validation, test, BN statistics).
+    - `shuffle_seed=s`: an endless stream of epochs; epoch `e` (counted from `initial_epoch`) is the
+      permutation `default_rng((s, e))` cut into `steps_per_epoch` batches. `num_batches` is None: pass
+      `steps_per_epoch` to `fit`. Batch `i` of the stream is a pure function of `i`, so prefetching workers
+      and a resumed run see exactly the batches an uninterrupted run sees.
+
+    Args:
+        path: the HDF5 file.
+        rows: ascending row indices of the samples to serve.
+        labels: (N,) labels of the whole file (indexed by row).
+        batch_size: samples per batch.
+        shuffle_seed: None for one ordered pass, else the seed of the per-epoch permutation.
+        initial_epoch: the epoch that stream batch 0 belongs to (resume).
+        max_steps: cap on the batches per epoch (quick tries), None for a whole epoch.
+        drop_remainder: drop the last, smaller batch of each epoch (data-parallel training needs batches
+            that split evenly over the devices).
+        x: an in-memory copy of the rows' images, (len(rows), S, S, 3), aligned with `rows`; None to
+            read from the file.
+        workers, use_multiprocessing, max_queue_size: see `keras.utils.PyDataset`.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        rows: np.ndarray,
+        labels: np.ndarray,
+        batch_size: int,
+        *,
+        shuffle_seed: int | None = None,
+        initial_epoch: int = 0,
+        max_steps: int | None = None,
+        drop_remainder: bool = False,
+        x: np.ndarray | None = None,
+        workers: int = 1,
+        use_multiprocessing: bool = False,
+        max_queue_size: int = 10,
+    ):
+        super().__init__(
+            workers=workers, use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size
+        )
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1. Received: batch_size={batch_size}")
+        self.path = str(path)
+        self.rows = np.asarray(rows, dtype=np.int64)
+        if len(self.rows) == 0:
+            raise ValueError(f"{path}: no samples to serve (an empty split)")
+        if x is not None and len(x) != len(self.rows):
+            raise ValueError(f"x holds {len(x)} images, expected one per row ({len(self.rows)})")
+        self.labels = np.asarray(labels, dtype=np.int32)[self.rows]
+        self.batch_size = int(batch_size)
+        self.shuffle_seed = shuffle_seed
+        self.initial_epoch = int(initial_epoch)
+        self.x = x
+        n = len(self.rows)
+        full = (
+            n // self.batch_size
+            if drop_remainder and n >= self.batch_size
+            else math.ceil(n / self.batch_size)
+        )
+        self.steps_per_epoch = min(full, max_steps) if max_steps else full
+        self._file: h5py.File | None = None
+        self._pid: int | None = None
+        self._order_epoch: int | None = None
+        self._order: np.ndarray | None = None
+
+    @property
+    def num_batches(self) -> int | None:
+        return None if self.shuffle_seed is not None else self.steps_per_epoch
+
+    def __len__(self) -> int:
+        return self.steps_per_epoch
+
+    def positions(self, index: int) -> np.ndarray:
+        """Positions (into `rows`, ascending) of the samples of batch `index`."""
+        if self.shuffle_seed is None:
+            if not 0 <= index < self.steps_per_epoch:
+                raise IndexError(f"batch {index} out of range [0, {self.steps_per_epoch})")
+            return np.arange(index * self.batch_size, min((index + 1) * self.batch_size, len(self.rows)))
+        epoch = self.initial_epoch + index // self.steps_per_epoch
+        step = index % self.steps_per_epoch
+        order = self.epoch_order(epoch)
+        return np.sort(order[step * self.batch_size : (step + 1) * self.batch_size])
+
+    def epoch_order(self, epoch: int) -> np.ndarray:
+        """The permutation of positions used in `epoch` (shuffled mode)."""
+        if self._order_epoch != epoch:
+            self._order = np.random.default_rng((int(self.shuffle_seed), int(epoch))).permutation(
+                len(self.rows)
+            )
+            self._order_epoch = epoch
+        return self._order
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        pos = self.positions(int(index))
+        if self.x is not None:
+            images = self.x[pos]
+        else:
+            images = self._dataset()[self.rows[pos]].astype(np.float32, copy=False)
+        return images, self.labels[pos]
+
+    def _dataset(self) -> h5py.Dataset:
+        """The file's `/x`, opened once per process (h5py handles do not survive a fork)."""
+        if self._file is None or self._pid != os.getpid():
+            self._file = h5py.File(self.path, "r")
+            self._pid = os.getpid()
+        return self._file["x"]
+
+    def close(self) -> None:
+        """Close the HDF5 handle of this process."""
+        if self._file is not None and self._pid == os.getpid():
+            self._file.close()
+        self._file = None
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_file"] = None
+        state["_pid"] = None
+        return state
+
+
+def _as_str(value: object) -> str:
+    return value.decode("ascii") if isinstance(value, bytes) else str(value)

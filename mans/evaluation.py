@@ -1,0 +1,496 @@
+"""Evaluate MANs checkpoints: test-split metrics and reports, single-file prediction, score ensembles.
+
+`evaluate` writes, into the checkpoint's folder or `out`:
+    metrics.json             top1, top5, mean_class_accuracy (fractions), checkpoint, data, benchmark, ...
+    per_class_accuracy.csv   class, name, support, correct, accuracy
+    confusion_matrix.csv     counts, rows = true class, columns = predicted class
+    confusion_matrix.png     rows normalised, class names on both axes
+    scores.npy               (N, classes) float32 softmax scores, rows in sample-name order
+    scores_names.txt         the N sample names, one a line, in the rows' order
+    misclassified.csv        name, label, predicted, their names and scores
+`ensemble` fuses such score files; it refuses files whose sample names (order or count) differ.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import json
+import os
+import pathlib
+import zipfile
+from collections.abc import Sequence
+
+import keras
+import numpy as np
+
+from mans import data as data_lib
+from mans import training
+from mans.data import UsageError
+
+REPORT_FILES = (
+    "metrics.json",
+    "per_class_accuracy.csv",
+    "confusion_matrix.csv",
+    "confusion_matrix.png",
+    "scores.npy",
+    "scores_names.txt",
+    "misclassified.csv",
+)
+BN_SAMPLES = 4096  # training samples used to recompute BatchNormalization statistics (ours)
+
+
+def load_checkpoint(path: str | os.PathLike) -> keras.Model:
+    """Load a `.keras` checkpoint (MANs layers registered); UsageError for anything else."""
+    import mans.model  # noqa: F401  (registers the TARM layer for deserialisation)
+
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise UsageError(f"checkpoint {path}: no such file")
+    if not zipfile.is_zipfile(path) or not {"config.json", "model.weights.h5"} <= set(zipfile.ZipFile(path).namelist()):
+        raise UsageError(
+            f"{path}: expected a Keras checkpoint (.keras zip with config.json and weights), found another file"
+        )
+    try:
+        return keras.saving.load_model(path, compile=False)
+    except Exception as error:  # noqa: BLE001 (any loading failure is reported as one line)
+        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise UsageError(f"{path}: could not load the Keras checkpoint ({type(error).__name__}: {first})") from None
+
+
+def run_record(checkpoint: str | os.PathLike) -> dict | None:
+    """The training run record (config.json) beside a checkpoint, or None."""
+    path = pathlib.Path(checkpoint).parent / "config.json"
+    if not path.is_file():
+        return None
+    record = training.read_json(path)
+    return record if "config" in record and "data_attrs" in record else None
+
+
+def check_model_fits(model: keras.Model, data: data_lib.DataFile, checkpoint: str | os.PathLike) -> None:
+    """UsageError when the model's input size or class count differs from the data's."""
+    shape = tuple(model.input_shape[1:])
+    if shape != (data.size, data.size, 3):
+        raise UsageError(
+            f"{checkpoint} expects inputs of shape {shape}, but {data.path} holds {data.size} x {data.size} x 3 images"
+        )
+    classes = int(model.output_shape[-1])
+    if classes != data.num_classes:
+        raise UsageError(f"{checkpoint} predicts {classes} classes, but {data.path} has {data.num_classes}")
+
+
+def predict_scores(
+    model: keras.Model,
+    data: data_lib.DataFile,
+    rows: np.ndarray,
+    batch_size: int = 256,
+    in_memory: str = "auto",
+) -> np.ndarray:
+    """Softmax scores (len(rows), classes) float32 of the rows, in row order."""
+    x = data_lib.load_rows(data.path, rows) if data_lib.should_load_in_memory(in_memory, len(rows), data.size) else None
+    batches = data_lib.SkeletonBatches(data.path, rows, data.labels, batch_size, x=x)
+    try:
+        return np.asarray(model.predict(batches, verbose=0), dtype=np.float32)
+    finally:
+        batches.close()
+
+
+def recompute_bn_statistics(model: keras.Model, images: np.ndarray, batch_size: int = 256) -> int:
+    """Set the moving mean and variance of every BatchNormalization layer to its population statistics.
+
+    The layers are visited in graph order; each one's inputs are computed in inference mode (the earlier
+    layers already updated), and its moving mean / variance become the exact mean / biased variance of
+    those inputs over `images` (what a BN layer normalises with during training). REFERENCE.md: with few
+    steps per epoch the moving averages lag far behind the weights.
+
+    Args:
+        model: a functional model; BatchNormalization layers nested in sub-models are not visited.
+        images: (n, S, S, 3) training images.
+        batch_size: images per forward pass.
+
+    Returns:
+        The number of BatchNormalization layers updated.
+    """
+    layers = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    for layer in layers:
+        probe = keras.Model(model.inputs, layer.input)
+        total = total_sq = None
+        count = 0
+        for start in range(0, len(images), batch_size):
+            values = np.asarray(probe(images[start : start + batch_size], training=False), dtype=np.float64)
+            values = values.reshape(-1, values.shape[-1])  # (batch * positions, channels)
+            total = values.sum(0) if total is None else total + values.sum(0)
+            total_sq = (values**2).sum(0) if total_sq is None else total_sq + (values**2).sum(0)
+            count += len(values)
+        mean = total / count
+        variance = np.maximum(total_sq / count - mean**2, 0.0)
+        layer.moving_mean.assign(mean.astype(np.float32))
+        layer.moving_variance.assign(variance.astype(np.float32))
+    return len(layers)
+
+
+def summarize(scores: np.ndarray, labels: np.ndarray, num_classes: int) -> dict:
+    """Top-1 / top-5 / mean per-class accuracy of scores (N, C) against labels (N,).
+
+    Top-1 is `mean(argmax(scores) == labels)`; top-5 counts a sample when its label is among the five
+    highest scores (ties broken by the lower class index, as argsort's stable order). Mean per-class
+    accuracy averages the recall of the classes that occur in `labels`.
+    """
+    from sklearn.metrics import confusion_matrix
+
+    labels = np.asarray(labels, dtype=np.int64)
+    predicted = np.argmax(scores, axis=1)
+    k = min(5, num_classes)
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    matrix = confusion_matrix(labels, predicted, labels=np.arange(num_classes))
+    support = matrix.sum(1)
+    correct = np.diag(matrix)
+    present = support > 0
+    return {
+        "top1": float(np.mean(predicted == labels)),
+        "top5": float(np.mean((top == labels[:, None]).any(1))),
+        "mean_class_accuracy": float(np.mean(correct[present] / support[present])),
+        "predicted": predicted,
+        "confusion": matrix,
+        "support": support,
+        "correct": correct,
+    }
+
+
+def _write_csv(path: pathlib.Path, header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+def plot_confusion(matrix: np.ndarray, class_names: Sequence[str], path: pathlib.Path, title: str) -> None:
+    """Save the row-normalised confusion matrix as a PNG with class names on both axes.
+
+    Only classes that occur (as label or prediction) are drawn; values are printed in the cells when
+    at most 20 classes are drawn.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shown = np.flatnonzero((matrix.sum(0) + matrix.sum(1)) > 0)
+    sub = matrix[np.ix_(shown, shown)].astype(np.float64)
+    rows = sub.sum(1, keepdims=True)
+    normalised = np.divide(sub, rows, out=np.zeros_like(sub), where=rows > 0)
+    names = [f"{i + 1} {class_names[i]}"[:32] for i in shown]
+    k = len(shown)
+    side = min(max(6.0, 0.28 * k + 3.0), 40.0)
+    fontsize = 8 if k <= 20 else max(3.0, 8 - k / 20)
+    fig, ax = plt.subplots(figsize=(side, side), dpi=100)
+    image = ax.imshow(normalised, cmap="Blues", vmin=0.0, vmax=1.0)
+    ax.set_xticks(range(k), names, rotation=90, fontsize=fontsize)
+    ax.set_yticks(range(k), names, fontsize=fontsize)
+    ax.set_xlabel("predicted action")
+    ax.set_ylabel("true action")
+    ax.set_title(title)
+    if k <= 20:
+        for i in range(k):
+            for j in range(k):
+                value = normalised[i, j]
+                if value > 0:
+                    color = "white" if value > 0.5 else "black"
+                    ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=fontsize - 1, color=color)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="fraction of the true class")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def write_reports(
+    out: pathlib.Path,
+    scores: np.ndarray,
+    labels: np.ndarray,
+    names: Sequence[str],
+    class_names: Sequence[str],
+    metrics: dict,
+) -> dict:
+    """Write metrics.json and the per-class, confusion, score and misclassified files; returns metrics."""
+    out.mkdir(parents=True, exist_ok=True)
+    num_classes = scores.shape[1]
+    summary = summarize(scores, labels, num_classes)
+    metrics = {
+        "top1": summary["top1"],
+        "top5": summary["top5"],
+        "mean_class_accuracy": summary["mean_class_accuracy"],
+        **metrics,
+        "num_samples": int(len(labels)),
+        "num_classes": int(num_classes),
+        "created": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+    }
+    training.write_json_atomic(out / "metrics.json", metrics)
+    support, correct = summary["support"], summary["correct"]
+    _write_csv(
+        out / "per_class_accuracy.csv",
+        ("class", "name", "support", "correct", "accuracy"),
+        [
+            (
+                c,
+                class_names[c],
+                int(support[c]),
+                int(correct[c]),
+                f"{correct[c] / support[c]:.6f}" if support[c] else "",
+            )
+            for c in range(num_classes)
+        ],
+    )
+    matrix = summary["confusion"]
+    _write_csv(
+        out / "confusion_matrix.csv",
+        ("true \\ predicted", *class_names[:num_classes]),
+        [(class_names[c], *matrix[c].tolist()) for c in range(num_classes)],
+    )
+    plot_confusion(matrix, class_names, out / "confusion_matrix.png", f"top-1 {summary['top1']:.1%}")
+    np.save(out / "scores.npy", scores.astype(np.float32))
+    (out / "scores_names.txt").write_text("".join(f"{n}\n" for n in names))
+    predicted = summary["predicted"]
+    wrong = np.flatnonzero(predicted != labels)
+    _write_csv(
+        out / "misclassified.csv",
+        ("name", "label", "label_name", "predicted", "predicted_name", "score_predicted", "score_label"),
+        [
+            (
+                names[i],
+                int(labels[i]),
+                class_names[labels[i]],
+                int(predicted[i]),
+                class_names[predicted[i]],
+                f"{scores[i, predicted[i]]:.6f}",
+                f"{scores[i, labels[i]]:.6f}",
+            )
+            for i in wrong
+        ],
+    )
+    return metrics
+
+
+def _open(path: str | os.PathLike) -> data_lib.DataFile:
+    try:
+        return data_lib.open_data(path)
+    except (ValueError, FileNotFoundError) as error:
+        raise UsageError(str(error)) from None
+
+
+def _test_rows(data: data_lib.DataFile, benchmark: str) -> data_lib.Splits:
+    from mans import datasets
+
+    benchmarks = datasets.get_dataset(data.dataset).benchmarks
+    if benchmark not in benchmarks:
+        raise UsageError(f"benchmark {benchmark!r} is not one of {data.dataset}'s: {', '.join(benchmarks)}")
+    try:
+        return data_lib.select_splits(data, benchmark, val="none")
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+
+
+def _bn_rows(checkpoint: pathlib.Path, data: data_lib.DataFile, benchmark: str, default: np.ndarray) -> np.ndarray:
+    """The rows a run was fitted on (from its config.json when it used this data), else `default`."""
+    record = run_record(checkpoint)
+    if record is None:
+        return default
+    config = record["config"]
+    if pathlib.Path(config["data"]).resolve() != data.path.resolve() or config["benchmark"] != benchmark:
+        return default
+    return data_lib.select_splits(
+        data,
+        benchmark,
+        val=config["val"],
+        val_fraction=config["val_fraction"],
+        seed=config["seed"],
+        max_train_samples=config["max_train_samples"],
+    ).fit
+
+
+def evaluate(
+    checkpoint: str | os.PathLike,
+    data_path: str | os.PathLike,
+    benchmark: str,
+    out: str | os.PathLike | None = None,
+    *,
+    batch_size: int = 256,
+    in_memory: str = "auto",
+    recompute_bn_stats: bool = False,
+    bn_samples: int = BN_SAMPLES,
+) -> dict:
+    """Evaluate a checkpoint on the test split of `benchmark` and write the reports.
+
+    Args:
+        checkpoint: a `.keras` file from train_MANs.py.
+        data_path: the HDF5 file from process_data.py.
+        benchmark: e.g. "xsub".
+        out: folder for the reports; None: the checkpoint's folder.
+        batch_size: images per forward pass.
+        in_memory: "auto", "yes" or "no": load the test split into memory first.
+        recompute_bn_stats: first replace the BatchNormalization moving statistics by their values on
+            (at most `bn_samples` of) the run's training samples; the adjusted model is saved as
+            `<checkpoint stem>_bnstats.keras` in `out`.
+        bn_samples: cap on the training samples used for that.
+
+    Returns:
+        The metrics dict written to metrics.json.
+    """
+    checkpoint = pathlib.Path(checkpoint)
+    data = _open(data_path)
+    splits = _test_rows(data, benchmark)
+    model = load_checkpoint(checkpoint)
+    check_model_fits(model, data, checkpoint)
+    out = checkpoint.parent if out is None else pathlib.Path(out)
+    extra: dict[str, object] = {"bn_statistics": "as saved"}
+    if recompute_bn_stats:
+        rows = _bn_rows(checkpoint, data, benchmark, splits.fit)
+        if len(rows) > bn_samples:
+            rows = np.sort(np.random.default_rng(0).choice(rows, bn_samples, replace=False))
+        count = recompute_bn_statistics(model, data_lib.load_rows(data.path, rows), batch_size)
+        out.mkdir(parents=True, exist_ok=True)
+        model.save(out / f"{checkpoint.stem}_bnstats.keras")
+        extra["bn_statistics"] = f"recomputed for {count} layers on {len(rows)} training samples"
+    scores = predict_scores(model, data, splits.test, batch_size, in_memory)
+    labels = data.labels[splits.test]
+    names = data.names[splits.test].tolist()
+    metrics = {
+        "checkpoint": str(checkpoint.resolve()),
+        "data": str(data.path.resolve()),
+        "benchmark": benchmark,
+        "split": "test",
+        **extra,
+    }
+    return write_reports(out, scores, labels, names, data.class_names, metrics)
+
+
+def _preprocess_settings(checkpoint: pathlib.Path, data_path: str | os.PathLike | None) -> dict:
+    """mode, size and class names with which the checkpoint's training data was made."""
+    record = run_record(checkpoint)
+    if record is not None:
+        return record["data_attrs"]
+    if data_path is not None:
+        return dict(_open(data_path).attrs)
+    raise UsageError(
+        f"{checkpoint}: no run record (config.json) beside it; pass --data with the HDF5 file it was trained on"
+    )
+
+
+def predict_files(
+    checkpoint: str | os.PathLike,
+    files: Sequence[str | os.PathLike],
+    data_path: str | os.PathLike | None = None,
+    top: int = 5,
+) -> list[tuple[str, list[tuple[str, float]]]]:
+    """Top actions of raw `.skeleton` files, preprocessed exactly like the checkpoint's training data.
+
+    The mode and size come from the run record beside the checkpoint (or from `data_path`'s attributes).
+
+    Returns:
+        For each file, (file, [(action name, probability), ...]) best first.
+    """
+    from mans import preprocess, skeleton_io
+
+    checkpoint = pathlib.Path(checkpoint)
+    attrs = _preprocess_settings(checkpoint, data_path)
+    model = load_checkpoint(checkpoint)
+    size, mode = int(attrs["size"]), str(attrs["mode"])
+    class_names = attrs["class_names"]
+    if isinstance(class_names, str):
+        class_names = json.loads(class_names)
+    if tuple(model.input_shape[1:]) != (size, size, 3):
+        raise UsageError(f"{checkpoint} expects inputs {tuple(model.input_shape[1:])}, but its data had size {size}")
+    images = []
+    for file in files:
+        try:
+            images.append(preprocess.process_skeleton(skeleton_io.read_skeleton(file), mode, size))
+        except FileNotFoundError:
+            raise UsageError(f"{file}: no such file") from None
+        except ValueError as error:
+            raise UsageError(f"{file}: {error}") from None
+    scores = np.asarray(model.predict(np.stack(images), verbose=0))
+    results = []
+    for file, row in zip(files, scores, strict=True):
+        best = np.argsort(-row, kind="stable")[: min(top, len(row))]
+        results.append((str(file), [(str(class_names[i]), float(row[i])) for i in best]))
+    return results
+
+
+def scores_names_path(scores_path: str | os.PathLike) -> pathlib.Path:
+    """The sample-name list of a score file: X.npy -> X_names.txt (scores.npy -> scores_names.txt)."""
+    path = pathlib.Path(scores_path)
+    return path.with_name(f"{path.stem}_names.txt")
+
+
+def load_scores(path: str | os.PathLike) -> tuple[np.ndarray, list[str]]:
+    """A score file (N, C) and its N sample names; UsageError when either is missing or they disagree."""
+    path = pathlib.Path(path)
+    names_path = scores_names_path(path)
+    try:
+        scores = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as error:
+        raise UsageError(f"{path}: expected a .npy score file, found an unreadable file ({error})") from None
+    if scores.ndim != 2:
+        raise UsageError(f"{path}: expected scores of shape (samples, classes), found {scores.shape}")
+    if not names_path.is_file():
+        raise UsageError(f"{path}: expected its sample names in {names_path}, found no such file")
+    names = names_path.read_text().split()
+    if len(names) != len(scores):
+        raise UsageError(f"{path}: {len(scores)} score rows, but {names_path} lists {len(names)} names")
+    return scores, names
+
+
+def ensemble(
+    score_files: Sequence[str | os.PathLike],
+    data_path: str | os.PathLike,
+    benchmark: str,
+    weights: Sequence[float] | None = None,
+    out: str | os.PathLike | None = None,
+) -> dict:
+    """Fuse score files by a weighted sum and report the fused accuracy.
+
+    Refuses files whose sample names differ (in count or order) or whose class counts differ, and
+    files that do not cover exactly the test split of `benchmark` in `data_path`.
+
+    Returns:
+        Metrics of the fusion (top1, top5, mean_class_accuracy) and each file's top1 under "members".
+        With `out`, the full reports of the fusion are written there.
+    """
+    if len(score_files) < 2:
+        raise UsageError(f"--ensemble needs at least 2 score files, found {len(score_files)}")
+    weights = [1.0] * len(score_files) if weights is None else [float(w) for w in weights]
+    if len(weights) != len(score_files):
+        raise UsageError(f"expected one weight per score file ({len(score_files)}), found {len(weights)}")
+    loaded = [load_scores(path) for path in score_files]
+    first_scores, first_names = loaded[0]
+    for path, (scores, names) in zip(score_files[1:], loaded[1:], strict=True):
+        if scores.shape != first_scores.shape:
+            raise UsageError(f"{path}: scores of shape {scores.shape}, but {score_files[0]} has {first_scores.shape}")
+        if names != first_names:
+            raise UsageError(f"{path}: its samples differ in order or names from those of {score_files[0]}")
+    data = _open(data_path)
+    splits = _test_rows(data, benchmark)
+    test_names = data.names[splits.test].tolist()
+    if first_names != test_names:
+        raise UsageError(
+            f"the score files cover {len(first_names)} samples, but not exactly the {len(test_names)} samples of "
+            f"the {benchmark} test split of {data.path} in name order"
+        )
+    if first_scores.shape[1] != data.num_classes:
+        raise UsageError(f"the score files have {first_scores.shape[1]} classes, {data.path} has {data.num_classes}")
+    labels = data.labels[splits.test]
+    fused = sum(w * s.astype(np.float64) for w, (s, _) in zip(weights, loaded, strict=True)).astype(np.float32)
+    members = [
+        {"file": str(path), "weight": w, "top1": summarize(s, labels, data.num_classes)["top1"]}
+        for path, w, (s, _) in zip(score_files, weights, loaded, strict=True)
+    ]
+    info = {"data": str(data.path.resolve()), "benchmark": benchmark, "split": "test", "members": members}
+    if out is not None:
+        return write_reports(pathlib.Path(out), fused, labels, first_names, data.class_names, info)
+    summary = summarize(fused, labels, data.num_classes)
+    return {
+        "top1": summary["top1"],
+        "top5": summary["top5"],
+        "mean_class_accuracy": summary["mean_class_accuracy"],
+        **info,
+        "num_samples": int(len(labels)),
+    }

@@ -1,0 +1,123 @@
+"""Train MANs on an HDF5 file from process_data.py; running the same command again resumes an interrupted run.
+
+Example: python train_MANs.py --data data/ntu60.h5 --benchmark xsub --out runs/ntu60-xsub
+Defaults are the authors' (SGD 0.01, momentum 0.9, Nesterov, batch 128, 50 epochs, ReduceLROnPlateau 0.2 /
+5 / cooldown 3 / min 1e-4, best epoch by validation accuracy); a dataset may carry its own, and a flag
+always wins. The run folder gets config.json, best.keras, last.keras, log.csv and tensorboard/.
+"""
+
+import argparse
+import sys
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line; every default is None so that the run can tell a given flag from a default."""
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", required=True, help="HDF5 file from process_data.py")
+    p.add_argument("--benchmark", help="xsub or xview (NTU-60), xsub or xset (NTU-120); default xsub")
+    p.add_argument("--out", required=True, help="run folder (new, or the folder of the run to resume)")
+    p.add_argument(
+        "--variant",
+        choices=["resnet", "densenet161"],
+        help="STCM: resnet (50 x 50, default) or densenet161 (224 x 224)",
+    )
+    p.add_argument("--epochs", type=int, help="default 50")
+    p.add_argument("--batch-size", type=int, help="default 128")
+    p.add_argument("--lr", type=float, help="initial SGD learning rate, default 0.01")
+    p.add_argument("--momentum", type=float, help="default 0.9")
+    p.add_argument("--nesterov", action=argparse.BooleanOptionalAction, help="Nesterov momentum, default on")
+    p.add_argument("--l2", type=float, help="L2 factor on GRU kernels and convolutions, default 1e-4")
+    p.add_argument("--seed", type=int, help="seeds weights, sample order, dropout and the hold-out; default 1234")
+    p.add_argument(
+        "--val",
+        choices=["holdout", "test", "none"],
+        help="validation data: holdout (default: a part "
+        "of the training performers), test (the authors' protocol: best epoch chosen on the test "
+        "split), none",
+    )
+    p.add_argument("--val-fraction", type=float, help="share of training performers held out, default 0.1")
+    p.add_argument("--reduce-lr-factor", type=float, help="ReduceLROnPlateau factor, default 0.2")
+    p.add_argument("--reduce-lr-patience", type=int, help="epochs without val-loss improvement, default 5")
+    p.add_argument("--reduce-lr-cooldown", type=int, help="default 3")
+    p.add_argument("--min-lr", type=float, help="default 1e-4")
+    p.add_argument("--gru-units", type=int, help="TARM width; default 64 (resnet) or 128 (densenet161)")
+    p.add_argument("--dropout", type=float, help="GRU input dropout; default 0.5 (resnet) or 0 (densenet161)")
+    p.add_argument("--recurrent-dropout", type=float, help="GRU recurrent dropout; default as --dropout")
+    p.add_argument(
+        "--reset-after",
+        action="store_true",
+        default=None,
+        help="Keras 3 / cuDNN GRU bias convention (default: the demo's reset_after=False)",
+    )
+    p.add_argument(
+        "--no-tarm",
+        dest="use_tarm",
+        action="store_false",
+        default=None,
+        help="ablation: no TARM, the STCM sees the raw skeleton image",
+    )
+    p.add_argument(
+        "--no-stcm-residual",
+        dest="stcm_residual",
+        action="store_false",
+        default=None,
+        help="ablation: resnet STCM without shortcuts",
+    )
+    p.add_argument("--imagenet-weights", help="HDF5 of ImageNet weights for the densenet161 STCM (by layer name)")
+    p.add_argument(
+        "--mixed-precision",
+        nargs="?",
+        const="auto",
+        choices=["auto", "bfloat16", "float16"],
+        help="mixed precision; alone: float16 on a GPU, bfloat16 elsewhere",
+    )
+    p.add_argument(
+        "--jit-compile",
+        action=argparse.BooleanOptionalAction,
+        help="XLA compilation (default: Keras' choice, on for a GPU)",
+    )
+    p.add_argument(
+        "--in-memory",
+        choices=["auto", "yes", "no"],
+        help="load the split into memory (auto, default: when it takes < 25%% of the RAM)",
+    )
+    p.add_argument("--workers", type=int, help="threads (or processes) reading batches, default 1")
+    p.add_argument(
+        "--use-multiprocessing", action="store_true", default=None, help="read batches in processes instead of threads"
+    )
+    p.add_argument(
+        "--distribute",
+        action="store_true",
+        default=None,
+        help="data-parallel over all local GPUs (TF MirroredStrategy / JAX DataParallel)",
+    )
+    p.add_argument("--steps-per-epoch", type=int, help="cap on the batches per epoch (quick tries)")
+    p.add_argument("--max-train-samples", type=int, help="train on a random subset of this size (quick tries)")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        default=None,
+        help="start over in a run folder that holds another (or a finished) run",
+    )
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    from mans import training
+
+    try:
+        training.train(vars(args), argv=sys.argv if argv is None else ["train_MANs.py", *argv])
+    except training.UsageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(
+            f"\ninterrupted: run the same command to resume from the last finished epoch in {args.out}", file=sys.stderr
+        )
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
