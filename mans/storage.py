@@ -129,7 +129,9 @@ def _ordered_results(function, tasks: list, workers: int) -> Iterator[Iterable]:
             window.release()
             yield result
 
-    pool = multiprocessing.get_context().Pool(workers, initializer=_ignore_sigint)
+    # fork where it is safe: workers inherit the imports (pandas, h5py) instead of repeating them
+    context = multiprocessing.get_context("fork" if sys.platform == "linux" else None)
+    pool = context.Pool(workers, initializer=_ignore_sigint)
     try:
         yield results()
     finally:
