@@ -39,7 +39,7 @@ from mans.layers import TARM, _check_int, _check_rate
 __all__ = [
     "TARM",
     "VARIANT_DEFAULTS",
-        "build_model",
+    "build_model",
     "frame_attention",
     "keras_densenet_name",
     "load_backbone_weights",
@@ -282,8 +282,10 @@ _KERAS_DENSENET_PATTERNS = (
     (re.compile(r"stcm_stem_(conv|bn)"), lambda m: f"conv1_{m[1]}"),
     (
         re.compile(r"stcm_stage(\d+)_block(\d+)_(bn1|conv1|bn2|conv2)"),
-        lambda m: f"conv{int(m[1]) + 1}_block{m[2]}_"
-        + {"bn1": "0_bn", "conv1": "1_conv", "bn2": "1_bn", "conv2": "2_conv"}[m[3]],
+        lambda m: (
+            f"conv{int(m[1]) + 1}_block{m[2]}_"
+            + {"bn1": "0_bn", "conv1": "1_conv", "bn2": "1_bn", "conv2": "2_conv"}[m[3]]
+        ),
     ),
     (re.compile(r"stcm_transition(\d+)_(bn|conv)"), lambda m: f"pool{int(m[1]) + 1}_{m[2]}"),
     (re.compile(r"stcm_final_bn"), lambda m: "bn"),
@@ -347,8 +349,10 @@ def _read_by_name(path: str) -> dict[str, list[np.ndarray]]:
                 if "layers" in root
                 else ""
             )
-            raise ValueError(f"{path}: expected a Keras HDF5 weights file with per-layer groups (attribute "
-                             f"'layer_names'), found none.{hint}")
+            raise ValueError(
+                f"{path}: expected a Keras HDF5 weights file with per-layer groups (attribute "
+                f"'layer_names'), found none.{hint}"
+            )
         weights = {}
         for layer_name in root.attrs["layer_names"]:
             layer_name = layer_name.decode() if isinstance(layer_name, bytes) else str(layer_name)
@@ -391,8 +395,10 @@ def load_backbone_weights(model: keras.Model, path: str | os.PathLike) -> None:
         expected = [tuple(w.shape) for w in layer.weights]
         found = [tuple(a.shape) for a in stored[key]]
         if expected != found:
-            raise ValueError(f"{path}: layer {key!r} (model layer {layer.name!r}) expected weight shapes "
-                             f"{expected}, found {found}")
+            raise ValueError(
+                f"{path}: layer {key!r} (model layer {layer.name!r}) expected weight shapes "
+                f"{expected}, found {found}"
+            )
         assignments.append((layer, stored[key]))
     for layer, arrays in assignments:
         layer.set_weights(arrays)
@@ -401,4 +407,3 @@ def load_backbone_weights(model: keras.Model, path: str | os.PathLike) -> None:
 def _check_choice(name: str, value, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise ValueError(f"`{name}` must be one of {choices}. Received: {name}={value!r}")
-
