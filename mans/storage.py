@@ -237,9 +237,14 @@ def convert_folder(
             skips.append((name, MISSING_REASON, "listed in the missing-sample list"))
             continue
         try:
-            candidates.append((path, parse_sample_name(path)))
+            sample = parse_sample_name(path)
         except ValueError as error:
             _skip(skips, name, getattr(error, "reason", "bad-name"), str(error), strict)
+            continue
+        if str(sample) != name:  # e.g. "S001C001P001R001A001.copy": would collide with the real one
+            _skip(skips, name, "bad-name", f"expected a name like {sample}.skeleton, found {path.name}", strict)
+            continue
+        candidates.append((path, sample))
 
     spec = datasets.get_dataset(dataset or datasets.detect_dataset(s.action for _, s in candidates))
     too_large = [path.name for path, s in candidates if s.action > spec.num_classes]

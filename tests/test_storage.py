@@ -45,6 +45,7 @@ def bad_folder(tmp_path):
     put(folder, "S002C001P001R001A016", text)  # good, but on the missing list
     put(folder, "S002C001P001R001A017", skeleton_text(GOOD + [CROWD]))  # last frame with 3 bodies
     put(folder, "S002C001P001A018", text)  # bad name
+    put(folder, "S003C001P001R001A001.copy", text)  # not canonical: such names could collide
     (tmp_path / "missing.txt").write_text("# NTU's list\nS002C001P001R001A016\nS009C001P001R001A001\n")
     return folder
 
@@ -59,6 +60,7 @@ REASONS = {
     "S002C001P001R001A016": "missing-list",
     "S002C001P001R001A017": "last-frame-3+bodies",
     "S002C001P001A018": "bad-name",
+    "S003C001P001R001A001.copy": "bad-name",
 }
 
 
@@ -71,15 +73,15 @@ def test_every_bad_input_is_skipped_with_its_reason(bad_folder, tmp_path):
     out = tmp_path / "out" / "ntu.h5"
     summary = storage.convert_folder(bad_folder, out, missing_list=tmp_path / "missing.txt", workers=1,
                                      command="test", progress=False)
-    assert (summary.files, summary.kept) == (12, 3)
-    assert summary.skipped == {reason: 1 for reason in REASONS.values()}
+    assert (summary.files, summary.kept) == (13, 3)
+    assert summary.skipped == {**{reason: 1 for reason in REASONS.values()}, "bad-name": 2}
     report = read_report(out.with_name("ntu.skipped.csv"))
     assert {name: reason for name, (reason, _) in report.items()} == REASONS
     assert "line" in report["S002C001P001R001A010"][1] and "24" in report["S002C001P001R001A012"][1]
     columns, attrs = storage.read_metadata(out)
     assert list(columns["name"]) == [f"S001C002P003R001A00{a}" for a in (1, 2, 3)]
     assert attrs["skipped"] == summary.skipped and attrs["kept"] == 3
-    assert "kept 3 of 12 files" in summary.line() and "truncated 1" in summary.line()
+    assert "kept 3 of 13 files" in summary.line() and "truncated 1" in summary.line()
 
 
 def test_layout_and_values(bad_folder, tmp_path):
@@ -241,4 +243,4 @@ def test_read_metadata_errors(tmp_path):
 def test_skipped_attr_is_json(bad_folder, tmp_path):
     storage.convert_folder(bad_folder, tmp_path / "j.h5", workers=1, progress=False)
     with h5py.File(tmp_path / "j.h5") as h5:
-        assert json.loads(h5.attrs["skipped"])["bad-name"] == 1
+        assert json.loads(h5.attrs["skipped"])["bad-name"] == 2
