@@ -213,9 +213,10 @@ class _Reader:
         # and exactly 11 single spaces per line (a short line leaves NaN in column 11, caught below).
         if text.translate(None, _NUMBER_BYTES + b" \n"):
             return None
-        spaces = np.count_nonzero(np.frombuffer(text, np.uint8) == ord(" "))  # 15x faster than bytes.count
-        if spaces != (JOINT_FIELDS - 1) * rows:
-            return None
+        if _count_spaces(text) != (JOINT_FIELDS - 1) * rows:
+            text = _strip_line_ends(text)  # trailing spaces cost a second pass, not the careful path
+            if _count_spaces(text) != (JOINT_FIELDS - 1) * rows:
+                return None
         try:
             frame = pd.read_csv(
                 io.BytesIO(text), sep=" ", header=None, usecols=[0, 1, 2, JOINT_FIELDS - 1], engine="c"
@@ -251,6 +252,17 @@ class _Reader:
             return float(field)
         except ValueError:
             self.fail(index, f"expected a number, found {_shown(field)}", "non-numeric")
+
+
+def _count_spaces(text: bytes) -> int:
+    return int(np.count_nonzero(np.frombuffer(text, np.uint8) == ord(" ")))  # 15x faster than bytes.count
+
+
+def _strip_line_ends(text: bytes) -> bytes:
+    """Drop spaces at the end of every line."""
+    while b" \n" in text:
+        text = text.replace(b" \n", b"\n")
+    return text.rstrip(b" ")
 
 
 def _assemble(layout: _Layout, values: np.ndarray) -> Skeleton:

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from mans import skeleton_io
 from mans.skeleton_io import (
     REASONS,
     SampleName,
@@ -93,6 +94,14 @@ def test_tolerates_extra_whitespace_and_trailing_blank_lines():
     text = skeleton_text(frames).decode()
     messy = text.replace(" 0 ", "  0\t", 7).replace(" 2\r\n", " 2   \r\n") + "\r\n \r\n\r\n"
     check_values(parse_skeleton_bytes(messy.encode(), NAME), frames)
+
+
+def test_trailing_spaces_keep_the_fast_path():
+    frames = [[ID_A, ID_B], [ID_B]]
+    data = skeleton_text(frames).replace(b"\r\n", b"  \r\n")
+    reader = skeleton_io._Reader(NAME, data.splitlines())
+    assert reader.joints_fast(reader.walk().joint_starts) is not None
+    check_values(parse_skeleton_bytes(data, NAME), frames)
 
 
 def test_old_mac_line_ends():
