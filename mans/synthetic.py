@@ -287,16 +287,16 @@ def _tracking_states(frames: int, rng, inferred: float) -> np.ndarray:
     return states
 
 
-def _spurious_track(frames: int, rotation, shift, rng) -> Track:
-    """A short, noisy, nearly static 'body' (a chair, a passer-by) somewhere else in the room."""
+def _spurious_track(frames: int, rng) -> Track:
+    """A short, noisy, nearly static 'body' (a chair, a passer-by) at the side of the camera's view."""
     length = min(frames, int(rng.integers(5, 26)))
     begin = int(rng.integers(0, frames - length + 1))
     listed = np.zeros(frames, bool)
     listed[begin : begin + length] = True
-    where = (rng.choice([-1.6, 1.6]), rng.uniform(0.4, 0.9), rng.uniform(0.5, 1.5))
-    rest = _REST * rng.uniform(0.5, 0.9) + where
+    depth = rng.uniform(2.0, 4.5)
+    where = (rng.choice([-1.0, 1.0]) * rng.uniform(0.35, 0.6) * depth, rng.uniform(-0.5, 0.0), depth)
+    rest = _REST * rng.uniform(0.5, 0.9) + where  # inside the depth camera's field of view (x / z < 0.7)
     joints = np.broadcast_to(rest, (frames, NUM_JOINTS, 3)) + rng.normal(0.0, 0.05, (frames, NUM_JOINTS, 3))
-    joints = joints @ rotation.T + shift
     tracking = np.where(rng.random((frames, NUM_JOINTS)) < 0.6, 1, 2).astype(np.int8)
     ids = np.full(frames, rng.integers(1000, 99999), np.int64)
     return Track(listed, ids, joints, tracking, rng.normal(0.0, 0.2, (frames, 2)), _hands(rng))
@@ -323,7 +323,7 @@ def synthesize(name: SampleName, rng: np.random.Generator, *, frames: tuple[int,
         ids = np.full(count, rng.integers(1000, 99999), np.int64)
         tracks.append(Track(np.ones(count, bool), ids, joints, tracking, lean, _hands(rng)))
     if noise:
-        _add_sensor_artefacts(tracks, count, rotation, shift, rng)
+        _add_sensor_artefacts(tracks, count, rng)
     order = [[k for k, track in enumerate(tracks) if track.frames[t]] for t in range(count)]
     if noise and len(tracks) > len(actors) and rng.random() < 0.3:  # a spurious body in a lower sensor slot
         order = [row[len(actors) :] + row[: len(actors)] if len(row) > len(actors) else row for row in order]
@@ -333,11 +333,11 @@ def synthesize(name: SampleName, rng: np.random.Generator, *, frames: tuple[int,
     return tracks, order
 
 
-def _add_sensor_artefacts(tracks: list[Track], count: int, rotation, shift, rng) -> None:
+def _add_sensor_artefacts(tracks: list[Track], count: int, rng) -> None:
     """In place: spurious bodies, empty first / last frames, a body-ID switch."""
     actor = tracks[0]
     for _ in range(rng.choice(3, p=(0.55, 0.35, 0.10))):
-        tracks.append(_spurious_track(count, rotation, shift, rng))
+        tracks.append(_spurious_track(count, rng))
     head = int(rng.integers(1, 7)) if rng.random() < 0.3 else 0
     tail = int(rng.integers(1, 7)) if rng.random() < 0.3 else 0
     head, tail = (head, tail) if head + tail < count else (0, 0)
@@ -352,17 +352,27 @@ _JOINT_LINE = " ".join(["%.7g"] * 11) + " %d"
 _BODY_FORMAT = "%d 0 %d %d %d %d 0 %.7g %.7g 2\r\n25\r\n" + "\r\n".join([_JOINT_LINE] * NUM_JOINTS) + "\r\n"
 
 
+def _orientations(xyz: np.ndarray) -> np.ndarray:
+    """(T, 25, 4) w x y z: a turn about +y by the body's yaw, then +y onto the bone from the parent joint."""
+    bone = xyz - xyz[:, list(_PARENT)]
+    bone /= np.maximum(np.linalg.norm(bone, axis=-1, keepdims=True), 1e-6)
+    w, x, y, z = 1.0 + bone[..., 1], bone[..., 2], np.zeros_like(bone[..., 0]), -bone[..., 0]
+    hips = xyz[:, 12] - xyz[:, 16]  # (T, 3) right hip -> left hip
+    half_yaw = 0.5 * np.arctan2(-hips[:, 2], hips[:, 0])[:, None]  # (T, 1)
+    c, s = np.cos(half_yaw), np.sin(half_yaw)
+    quat = np.stack([w * c - y * s, x * c - z * s, w * s + y * c, z * c + x * s], -1)  # (w,x,y,z) * (c,0,s,0)
+    quat /= np.maximum(np.linalg.norm(quat, axis=-1, keepdims=True), 1e-6)
+    quat[:, list(_LEAVES)] = 0.0
+    return quat
+
+
 def _joint_fields(track: Track) -> np.ndarray:
     """(T, 25, 12): x y z, depth and colour pixels, orientation quaternion, tracking state."""
     xyz = track.joints
     z = np.maximum(xyz[..., 2], 0.3)
     depth = np.stack([256.0 + 365.5 * xyz[..., 0] / z, 212.0 - 365.5 * xyz[..., 1] / z], -1)
     colour = np.stack([960.0 + 1065.0 * (xyz[..., 0] + 0.052) / z, 540.0 - 1065.0 * xyz[..., 1] / z], -1)
-    bone = xyz - xyz[:, list(_PARENT)]
-    bone /= np.maximum(np.linalg.norm(bone, axis=-1, keepdims=True), 1e-6)
-    quat = np.stack([1.0 + bone[..., 1], bone[..., 2], np.zeros_like(z), -bone[..., 0]], -1)  # +y onto bone
-    quat /= np.maximum(np.linalg.norm(quat, axis=-1, keepdims=True), 1e-6)
-    quat[:, list(_LEAVES)] = 0.0
+    quat = _orientations(xyz)
     return np.concatenate([xyz, depth, colour, quat, track.tracking[..., None].astype(np.float64)], -1)
 
 
