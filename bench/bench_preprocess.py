@@ -3,8 +3,9 @@
 Generates N synthetic `.skeleton` files (1-2 bodies plus the sensor noise of mans.synthetic; frame
 counts 40-300, 40 + an exponential of mean 60, so ~100 on average), then runs
 `python process_data.py --skeletons DIR --out OUT --workers W` as a subprocess `--repeat` times and
-prints files/s (wall clock of the subprocess: interpreter start-up, imports, pool, writing) and its
-peak resident memory (ru_maxrss of that child and its workers, from os.wait4). A last run on a
+prints files/s (wall clock of the subprocess: interpreter start-up, imports, pool, writing), its
+peak resident memory (ru_maxrss of that child and its workers, from os.wait4) and the CPU time of
+that process tree (user + sys), which does not depend on other load on the machine. A last run on a
 quarter of the files shows that peak memory does not grow with the number of files. `--profile`
 also times the stages of one worker per file (parse, transform, chunk compression at several levels).
 Example: python bench/bench_preprocess.py --files 2000 --workers 2
@@ -68,7 +69,8 @@ def run_once(folder: pathlib.Path, out: pathlib.Path, workers: int, mode: str, l
         raise SystemExit(f"process_data.py failed ({child.returncode}): {stderr.strip()}")
     files = limit or len(list(folder.glob("*.skeleton")))
     return {"files": files, "seconds": seconds, "files_per_s": files / seconds,
-            "peak_mib": usage.ru_maxrss / 1024, "summary": stdout.strip()}
+            "cpu_s": usage.ru_utime + usage.ru_stime, "peak_mib": usage.ru_maxrss / 1024,
+            "summary": stdout.strip()}
 
 
 def profile(folder: pathlib.Path, count: int = 200) -> None:
@@ -131,7 +133,9 @@ def main(argv=None) -> None:
             result = run_once(folder, out, args.workers, args.mode, None)
             print(f"run {run + 1}: {result['files']} files, {args.workers} workers, {args.mode}: "
                   f"{result['seconds']:.2f} s, {result['files_per_s']:.0f} files/s, "
-                  f"peak memory {result['peak_mib']:.0f} MiB")
+                  f"peak memory {result['peak_mib']:.0f} MiB; CPU {result['cpu_s']:.2f} s "
+                  f"({1000 * result['cpu_s'] / result['files']:.2f} ms/file, all processes), "
+                  f"load average {os.getloadavg()[0]:.2f}")
         print(f"  process_data.py said: {result['summary']}")
         quarter = max(1, args.files // 4)
         result = run_once(folder, out, args.workers, args.mode, quarter)
