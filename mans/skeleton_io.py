@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import itertools
 import math
 import os
 import pathlib
@@ -127,19 +126,35 @@ def _shown(token: bytes) -> str:
 
 
 class _Reader:
-    """Header walk and joint parsing for one file's lines (without line ends)."""
+    """Header walk and joint parsing for one file's contents; lines are addressed by 0-based index."""
 
-    def __init__(self, file: str, lines: list[bytes]):
+    def __init__(self, file: str, data: bytes):
+        data = data.rstrip()  # trailing blank lines and whitespace
+        if b"\r" in data and b"\n" not in data:  # classic Mac line ends
+            data = data.replace(b"\r", b"\n")
         self.file = file
-        self.lines = lines
+        self.data = data
+        # one C pass for all line ends instead of splitting into thousands of bytes objects
+        self.ends = np.flatnonzero(np.frombuffer(data, np.uint8) == ord("\n")).tolist()
+        if data:
+            self.ends.append(len(data))  # the last line has no line end after rstrip
+        self.num_lines = len(self.ends)
+
+    def text(self, index: int) -> bytes:
+        """Line `index`, with a trailing CR if the file has CRLF line ends."""
+        return self.data[self.ends[index - 1] + 1 if index else 0 : self.ends[index]]
+
+    def block(self, first: int, count: int) -> bytes:
+        """Lines first .. first + count - 1 as one slice, inner line ends included."""
+        return self.data[self.ends[first - 1] + 1 if first else 0 : self.ends[first + count - 1]]
 
     def fail(self, index: int, message: str, reason: str):
         raise SkeletonFormatError(self.file, index + 1, message, reason)
 
     def line(self, index: int, what: str) -> bytes:
-        if index >= len(self.lines):
+        if index >= self.num_lines:
             self.fail(index, f"expected {what}, found end of file", "truncated")
-        return self.lines[index]
+        return self.text(index)
 
     def count(self, index: int, what: str) -> int:
         text = self.line(index, what)
@@ -181,10 +196,10 @@ class _Reader:
                     self.fail(index + 1, f"expected {NUM_JOINTS} joints, found {joints}", "joint-count")
                 layout.joint_starts.append(index + 2)
                 index += 2 + NUM_JOINTS
-                if index > len(self.lines):
+                if index > self.num_lines:
                     message = f"expected {NUM_JOINTS} joint lines, found end of file"
-                    self.fail(len(self.lines), message, "truncated")
-        if index < len(self.lines):
+                    self.fail(self.num_lines, message, "truncated")
+        if index < self.num_lines:
             message = f"expected end of file after {num_frames} frames, found more lines"
             self.fail(index, message, "trailing-data")
         if not layout.joint_starts:
@@ -195,11 +210,11 @@ class _Reader:
     def check_info_lines(self, layout: _Layout) -> None:
         """Check that every body info field is a number (the fields other than bodyID are not kept)."""
         starts = layout.joint_starts
-        infos = b" ".join(self.lines[start - 2] for start in starts)
-        if not infos.translate(None, _NUMBER_BYTES + b" \t").strip():
+        infos = b" ".join(self.text(start - 2) for start in starts)
+        if not infos.translate(None, _NUMBER_BYTES + b" \t\r"):
             return
         for start in starts:
-            for field in self.lines[start - 2].split()[1:]:
+            for field in self.text(start - 2).split()[1:]:
                 try:
                     float(field)
                 except ValueError:
@@ -208,10 +223,10 @@ class _Reader:
     def joints_fast(self, starts: list[int]) -> np.ndarray | None:
         """(bodies * 25, 4) float64 of x y z trackingState, or None when the block needs the careful path."""
         rows = len(starts) * NUM_JOINTS
-        text = b"\n".join(itertools.chain.from_iterable(self.lines[s : s + NUM_JOINTS] for s in starts))
+        text = b"\n".join([self.block(start, NUM_JOINTS) for start in starts])
         # usecols leaves 8 columns unconverted: make up for it by allowing only number characters
         # and exactly 11 single spaces per line (a short line leaves NaN in column 11, caught below).
-        if text.translate(None, _NUMBER_BYTES + b" \n"):
+        if text.translate(None, _NUMBER_BYTES + b" \r\n"):
             return None
         if _count_spaces(text) != (JOINT_FIELDS - 1) * rows:
             text = _strip_line_ends(text)  # trailing spaces cost a second pass, not the careful path
@@ -234,7 +249,7 @@ class _Reader:
         row = 0
         for start in starts:
             for index in range(start, start + NUM_JOINTS):
-                fields = self.lines[index].split()
+                fields = self.text(index).split()
                 if len(fields) != JOINT_FIELDS:
                     message = f"expected {JOINT_FIELDS} joint fields, found {len(fields)}"
                     self.fail(index, message, "field-count")
@@ -259,9 +274,10 @@ def _count_spaces(text: bytes) -> int:
 
 
 def _strip_line_ends(text: bytes) -> bytes:
-    """Drop spaces at the end of every line."""
-    while b" \n" in text:
-        text = text.replace(b" \n", b"\n")
+    """Drop spaces at the end of every line (before CR or LF)."""
+    for end in (b"\r", b"\n"):
+        while b" " + end in text:
+            text = text.replace(b" " + end, end)
     return text.rstrip(b" ")
 
 
@@ -282,10 +298,7 @@ def _assemble(layout: _Layout, values: np.ndarray) -> Skeleton:
 
 def parse_skeleton_bytes(data: bytes, file: str = "<bytes>") -> Skeleton:
     """Parse the contents of a `.skeleton` file; `file` names it in error messages."""
-    lines = data.splitlines()  # LF, CRLF or CR
-    while lines and not lines[-1].strip():
-        lines.pop()
-    reader = _Reader(file, lines)
+    reader = _Reader(file, data)
     layout = reader.walk()
     reader.check_info_lines(layout)
     values = reader.joints_fast(layout.joint_starts)

@@ -99,7 +99,7 @@ def test_tolerates_extra_whitespace_and_trailing_blank_lines():
 def test_trailing_spaces_keep_the_fast_path():
     frames = [[ID_A, ID_B], [ID_B]]
     data = skeleton_text(frames).replace(b"\r\n", b"  \r\n")
-    reader = skeleton_io._Reader(NAME, data.splitlines())
+    reader = skeleton_io._Reader(NAME, data)
     assert reader.joints_fast(reader.walk().joint_starts) is not None
     check_values(parse_skeleton_bytes(data, NAME), frames)
 

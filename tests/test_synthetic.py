@@ -137,7 +137,7 @@ def test_actions_have_distinct_statistics():
 
 def test_fast_and_careful_parsers_agree():
     data = render_sample("S001C001P001R001A055", 1, frames=(30, 30)).encode()
-    reader = skeleton_io._Reader("x", data.splitlines())
+    reader = skeleton_io._Reader("x", data)
     layout = reader.walk()
     fast = reader.joints_fast(layout.joint_starts)
     assert fast is not None  # NTU-formatted text takes the fast path
