@@ -9,11 +9,13 @@ faithful   steps 2-7 of the authors' demo exactly: bodies taken by their index i
            is skipped, reason "last-frame-3+bodies").
 denoised   the corrected body selection: bodies are tracked by their Kinect bodyID; tracks that are
            too short or implausibly wide are dropped as noise (thresholds below, from the NTU
-           denoising of Shi et al.'s 2s-AGCN / CTR-GCN `get_raw_denoised_data.py`); the two most
-           active remaining tracks (largest summed joint variance) are kept, the more active one as
-           body 0; frames in which neither kept body appears are dropped; nothing is skipped for its
-           last frame. View normalisation, sign fixes and length are as in faithful mode, each body
-           normalised from its own first frame.
+           denoising of Shi et al.'s 2s-AGCN / CTR-GCN `get_raw_denoised_data.py`); the remaining
+           tracks, most active first (largest summed joint variance), fill two body slots, a track
+           joining the first slot whose frames it does not overlap (so a person whose bodyID changed
+           mid-recording stays one body, as in CTR-GCN), so the two most active bodies are kept and
+           the most active is body 0; frames in which no kept body appears are dropped; nothing is
+           skipped for its last frame. View normalisation, sign fixes and length are as in faithful
+           mode, each body normalised from its own first frame.
 
 A sample that cannot be processed raises `SampleSkipped` with a short `.reason` for the skip report.
 The array layout is (T, 2 * 25, 3) rows until `to_fixed_length` makes it (S, S, 3).
@@ -203,6 +205,30 @@ def _activity(joints: np.ndarray) -> float:
     return float(np.var(joints.astype(np.float64), axis=0).sum())  # summed per-coordinate variance
 
 
+def _assign_bodies(tracks: list, num_frames: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Tracks, most active first, into at most two body slots; a track joins the first slot whose
+    frames it does not overlap (a person whose bodyID changed mid-recording stays one body), and a
+    track that overlaps both slots is dropped. Returns [(frames, joints)] per slot, in frame order."""
+    order = sorted(range(len(tracks)), key=lambda i: -_activity(tracks[i][2]))  # stable on ties
+    slots: list[list[int]] = [[] for _ in range(MAX_BODIES)]
+    taken = np.zeros((MAX_BODIES, num_frames), bool)
+    for i in order:
+        frames = tracks[i][1]
+        for slot in range(MAX_BODIES):
+            if not taken[slot, frames].any():
+                slots[slot].append(i)
+                taken[slot, frames] = True
+                break
+    bodies = []
+    for members in slots:
+        if members:
+            frames = np.concatenate([tracks[i][1] for i in members])
+            joints = np.concatenate([tracks[i][2] for i in members])
+            first = np.argsort(frames, kind="stable")
+            bodies.append((frames[first], joints[first]))
+    return bodies
+
+
 def denoised_rows(skel) -> np.ndarray:
     """The corrected body selection (module docstring): (T, 50, 3) float64 rows, T <= F."""
     _check(skel)
@@ -211,12 +237,10 @@ def denoised_rows(skel) -> np.ndarray:
         kept = [track for track in tracks if not is_noise(track[2])]
         if kept:
             tracks = kept
-    order = sorted(range(len(tracks)), key=lambda i: -_activity(tracks[i][2]))  # stable on ties
-    chosen = [tracks[i] for i in order[:MAX_BODIES]]
     rows = np.zeros((skel.num_frames, MAX_BODIES, NUM_JOINTS, 3), np.float64)
     present = np.zeros(skel.num_frames, bool)
-    for body, (_, frames, joints) in enumerate(chosen):
-        rotation, origin = view_frame(joints[0])
+    for body, (frames, joints) in enumerate(_assign_bodies(tracks, skel.num_frames)):
+        rotation, origin = view_frame(joints[0])  # the body's own first frame
         rows[frames, body] = view_transform(joints, rotation, origin)
         present[frames] = True
     return rows[present].reshape(-1, COLUMNS, 3)  # (T, 50, 3)

@@ -344,6 +344,16 @@ def test_denoised_drops_short_and_wide_tracks_and_empty_frames(tmp_path):
     assert image.shape == (50, 50, 3)
 
 
+def test_denoised_joins_a_body_whose_id_changed(tmp_path):
+    active, calm = moving(BODY, 60, 0.3), moving(BODY + (1.0, 0, 0.5), 60, 0.02)
+    frames = [[(1 if f < 30 else 2, active[f]), (3, calm[f])] for f in range(60)]
+    rows = preprocess.denoised_rows(read_skeleton(write(tmp_path, frames)))
+    want = preprocess.view_transform(np.stack(active), *preprocess.view_frame(active[0]))
+    np.testing.assert_allclose(rows[:, :25], want, atol=1e-5)  # IDs 1 then 2: one body
+    want = preprocess.view_transform(np.stack(calm), *preprocess.view_frame(calm[0]))
+    np.testing.assert_allclose(rows[:, 25:], want, atol=1e-5)  # the calm person is kept
+
+
 def test_denoised_keeps_a_short_sample(tmp_path):
     image = process_skeleton(load(tmp_path, [[(BODY_ID, BODY)]] * 3), mode="denoised")
     np.testing.assert_allclose(image[23, :25], expected(BODY), atol=1e-6)
