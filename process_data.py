@@ -11,6 +11,7 @@ output (`<out stem>.skipped.csv`). Measured speed: see bench/bench_preprocess.py
 from __future__ import annotations
 
 import argparse
+import pathlib
 import shlex
 import sys
 
@@ -34,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--workers", type=int, help="processes (default: all cores)")
     parser.add_argument("--limit", type=int, help="only the first N files, in name order")
     parser.add_argument("--strict", action="store_true", help="any skipped sample is an error")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing output (with --synthetic: the .skeleton files in DIR too)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     synthetic = parser.add_argument_group("synthetic data (with --synthetic)")
     synthetic.add_argument("--samples", type=int, help="number of synthetic files")
@@ -50,6 +52,12 @@ def run(args: argparse.Namespace, command: str) -> None:
             raise ValueError("--synthetic needs --samples N")
         from mans.synthetic import write_synthetic_dataset
 
+        old = sorted(pathlib.Path(args.synthetic).glob("*.skeleton"))
+        if old and not args.overwrite:
+            raise FileExistsError(f"{args.synthetic} already holds {len(old)} .skeleton files: "
+                                  "pass --overwrite to replace them")
+        for path in old:
+            path.unlink()
         paths = write_synthetic_dataset(args.synthetic, args.samples, dataset=args.dataset or "ntu60",
                                         num_actions=args.actions, seed=args.seed,
                                         workers=args.workers or 1)

@@ -58,6 +58,9 @@ def test_synthetic_and_convert_in_one_command(repo_root, tmp_path):
     assert "kept 8 of 8" in result.stdout
     with h5py.File(out) as h5:
         assert h5["x"].shape == (8, 64, 64, 3) and h5.attrs["size"] == 64
+    result = run(repo_root, "--synthetic", str(tmp_path / "s"), "--samples", "3", "--actions", "2",
+                 "--out", str(out), "--quiet", "--overwrite")
+    assert "kept 3 of 3" in result.stdout  # the 8 earlier files were replaced, not added to
 
 
 def one_line_error(result: subprocess.CompletedProcess, *words: str) -> None:
@@ -86,6 +89,7 @@ def test_user_errors_are_one_line(repo_root, tmp_path):
     assert not (tmp_path / "p.h5").exists() and not (tmp_path / "p.h5.tmp").exists()
     one_line_error(run(repo_root, "--skeletons", str(folder), check=False), "--out")
     one_line_error(run(repo_root, "--synthetic", str(tmp_path / "x"), check=False), "--samples")
+    one_line_error(run(repo_root, "--synthetic", str(folder), "--samples", "2", check=False), "--overwrite")
 
 
 def test_argparse_rejects_unknown_choices(repo_root, tmp_path):
