@@ -389,7 +389,7 @@ def format_skeleton(tracks: list[Track], order: list[list[int]]) -> str:
     return "".join(parts)
 
 
-def render_sample(name: SampleName | str, seed: int | tuple = 0, *, frames: tuple[int, int] = (40, 300),
+def render_sample(name: SampleName | str, seed: int | tuple[int, ...] = 0, *, frames: tuple[int, int] = (40, 300),
                   noise: bool = True) -> str:  # fmt: skip
     """One file's text: the recording `name` drawn from numpy.random.default_rng(seed)."""
     if isinstance(name, str):
@@ -406,8 +406,9 @@ def sample_names(samples: int, dataset: str = "ntu60", num_actions: int | None =
     """Names for a balanced dataset in which every benchmark split has train and test samples.
 
     Sample i has action a = i % K and repetition v = i // K. Per action, the cross-subject side
-    alternates with v, the camera cycles 1-3 and the setup parity (cross-setup) follows v // 2, with
-    different phases per action, so the sides differ between benchmarks and classes.
+    alternates with v, the camera cycles through 1-3 and the setup parity (cross-setup) changes every
+    second repetition, each with a phase that depends on a, so the sides differ between benchmarks
+    and classes and even 50 samples over 60 actions fill both sides of every split.
     """
     if dataset not in _DATASETS:
         raise ValueError(f"unknown dataset {dataset!r}; expected one of {sorted(_DATASETS)}")
