@@ -129,8 +129,7 @@ def build_model(
     if variant == "densenet161":
         if size < DENSENET_MIN_SIZE:
             raise ValueError(
-                f"variant='densenet161' needs size >= {DENSENET_MIN_SIZE} (five halvings). "
-                f"Received: size={size}"
+                f"variant='densenet161' needs size >= {DENSENET_MIN_SIZE} (five halvings). Received: size={size}"
             )
         if not stcm_residual:
             raise ValueError(
@@ -396,8 +395,7 @@ def load_backbone_weights(model: keras.Model, path: str | os.PathLike) -> None:
         found = [tuple(a.shape) for a in stored[key]]
         if expected != found:
             raise ValueError(
-                f"{path}: layer {key!r} (model layer {layer.name!r}) expected weight shapes "
-                f"{expected}, found {found}"
+                f"{path}: layer {key!r} (model layer {layer.name!r}) expected weight shapes {expected}, found {found}"
             )
         assignments.append((layer, stored[key]))
     for layer, arrays in assignments:
