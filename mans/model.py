@@ -29,11 +29,13 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 
 import h5py
 import keras
 import numpy as np
 
+from mans import augment
 from mans.layers import TARM, _check_int, _check_rate
 
 __all__ = [
@@ -78,6 +80,8 @@ def build_model(
     stcm_residual: bool = True,
     reset_after: bool = False,
     imagenet_weights: str | os.PathLike | None = None,
+    augmentation: Mapping[str, float] | None = None,
+    augmentation_seed: int | None = None,
     name: str | None = None,
 ) -> keras.Model:
     """Builds the MANs network (TARM + STCM) as a functional Keras model.
@@ -98,6 +102,10 @@ def build_model(
             classes), True Keras 3's default and cuDNN's (858,933).
         imagenet_weights: optional HDF5 file of ImageNet weights for the STCM, loaded by layer name
             (see `load_backbone_weights`).
+        augmentation: training-only input transforms and their strengths, e.g. {"rotation": 30.0,
+            "scale": 0.1, "jitter": 0.005, "time_warp": 0.3} (see `mans.augment`); None or zeros: none.
+            Identity at inference, saved with the model.
+        augmentation_seed: seed of the augmentation layers' random draws.
         name: model name; None: "mans_<variant>".
 
     Returns:
@@ -141,6 +149,8 @@ def build_model(
 
     inputs = keras.Input((size, size, 3), name="skeleton")  # (B, T, J, xyz)
     x = inputs
+    for layer in augment.augmentation_layers(dict(augmentation or {}), seed=augmentation_seed):
+        x = layer(x)  # (B, T, J, xyz), training only
     if use_tarm:
         channels = [
             TARM(
@@ -152,7 +162,7 @@ def build_model(
                 reset_after=reset_after,
                 channel=index,
                 name=f"tarm_{axis}",
-            )(inputs)  # (B, T, J, 1)
+            )(x)  # (B, T, J, 1)
             for index, axis in enumerate("xyz")
         ]
         x = keras.layers.Concatenate(axis=-1, name="tarm_stack")(channels)  # (B, T, J, 3)

@@ -113,3 +113,16 @@ def test_model_with_augmentation_saves_and_loads_in_a_fresh_process(tmp_path):
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "same" in result.stdout
+
+
+def test_build_model_puts_augmentation_before_the_tarm_and_predicts_deterministically():
+    from mans.model import build_model
+
+    model = build_model(8, size=S, gru_units=4, attention_ratio=4,
+                        augmentation={"rotation": 30, "time_warp": 0.2}, augmentation_seed=3)
+    names = [layer.name for layer in model.layers]
+    assert names.index("augment_time_warp") < names.index("augment_rotation") < names.index("tarm_x")
+    x = skeleton_batch()
+    np.testing.assert_array_equal(model.predict(x, verbose=0), model.predict(x, verbose=0))
+    plain = build_model(8, size=S, gru_units=4, attention_ratio=4)
+    assert model.count_params() == plain.count_params()  # augmentation adds no weights
