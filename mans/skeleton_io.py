@@ -6,13 +6,21 @@ lines in Python and hands all joint lines to one C-level `pandas.read_csv` call.
 fast path cannot vouch for sends the file through a line-by-line checker, which either accepts it
 (extra whitespace, tabs) or raises `SkeletonFormatError` naming the file and line.
 
-Measured on one core (numpy 2.4, pandas 3.1, 425 KB file of 100 frames with 1-2 bodies):
-    np.fromstring on the joint lines 133 MB/s, np.loadtxt on a list of lines 169 MB/s,
-    bytes -> numpy 'S' array -> float64 ~75 MB/s, pandas.read_csv on the whole file (ragged
-    rows, names=range(12)) 68 MB/s, with sep=r"\\s+" 145 MB/s, pandas.read_csv on the joined joint
-    lines, all 12 columns 230 MB/s, the same with usecols=[0, 1, 2, 11] 360 MB/s.
-    The chosen path (usecols, plus byte-level checks that make up for the unconverted columns)
-    is benchmarked end to end by bench/bench_parse.py.
+Parser choice, measured on one core of a shared 2-core x86_64 machine (numpy 2.4, pandas 3.1):
+- one quiet-ish run on a 425 KB file (100 frames, 1-2 bodies), wall clock: np.fromstring on the
+  joint lines 133 MB/s (3.2 ms), np.loadtxt on the list of joint lines 169 MB/s (2.5 ms), bytes ->
+  numpy 'S' array -> float64 ~75 MB/s (5.7 ms), pandas.read_csv on the whole file with ragged rows
+  (sep=" ", names=range(12)) 68 MB/s (6.2 ms), the same with sep=r"\\s+" 145 MB/s (2.9 ms),
+  pandas.read_csv on the joined joint lines, all 12 columns 230 MB/s (1.8 ms), with
+  usecols=[0, 1, 2, 11] 360 MB/s (1.2 ms); bytes.count(b" ") 0.36 ms where numpy takes 0.02 ms.
+- `python bench/bench_parse.py --approaches` (500 synthetic files of 548 KB / 172 frames on
+  average, CPU time, machine load ~5.5): read_skeleton 180 MB/s (3.0 ms/file) with all checks
+  and assembly; parsing alone: pandas.read_csv all 12 columns 152 MB/s, whole file sep=r"\\s+"
+  155 MB/s, np.loadtxt 132 MB/s, np.fromstring 95 MB/s, 'S' array -> float64 52 MB/s. With
+  --frames 40 160 (328 KB / 101 frames): read_skeleton 2.0 ms/file, 500 files/s per core.
+The chosen path: usecols, plus byte-level checks (allowed characters, 11 spaces per line) that make
+up for the 8 unconverted columns; a malformed number made only of the characters 0-9 . - + e E
+(such as "1.2.3") is caught in x, y, z and trackingState but not in those 8 columns.
 """
 
 from __future__ import annotations
