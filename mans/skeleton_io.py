@@ -38,16 +38,16 @@ import pandas as pd
 NUM_JOINTS = 25
 JOINT_FIELDS = 12  # x y z depthX depthY colorX colorY orientW orientX orientY orientZ trackingState
 INFO_FIELDS = 10  # bodyID clippedEdges 4 hand fields isRestricted leanX leanY trackingState
-REASONS = (
-    "truncated",
-    "non-numeric",
-    "field-count",
-    "joint-count",
-    "non-finite",
-    "zero-frames",
-    "no-body",
-    "trailing-data",
-    "bad-name",
+REASONS = (  # SkeletonFormatError.reason: the keys of the skip report
+    "truncated",  # the file ends before the frames, bodies or joints its headers promise
+    "non-numeric",  # a count, body ID or field that is not a number (or a negative count)
+    "field-count",  # a body info line without 10 fields or a joint line without 12
+    "joint-count",  # a joint count other than 25
+    "non-finite",  # NaN or infinity in x, y, z or trackingState
+    "zero-frames",  # a frame count of 0
+    "no-body",  # frames, but no body in any of them (NTU's samples with missing skeletons)
+    "trailing-data",  # more lines after the last frame
+    "bad-name",  # a file name that is not SsssCcccPpppRrrrAaaa
 )
 _NUMBER_BYTES = b"0123456789.-+eE"
 _NAME_RE = re.compile(r"S(\d{3})C(\d{3})P(\d{3})R(\d{3})A(\d{3})")
