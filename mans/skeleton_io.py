@@ -45,7 +45,7 @@ REASONS = (  # SkeletonFormatError.reason: the keys of the skip report
     "joint-count",  # a joint count other than 25
     "non-finite",  # NaN or infinity in x, y, z or trackingState
     "zero-frames",  # a frame count of 0
-    "no-body",  # frames, but no body in any of them (NTU's samples with missing skeletons)
+    "no-body",  # frames, but no body in any of them
     "trailing-data",  # more lines after the last frame
     "bad-name",  # a file name that is not SsssCcccPpppRrrrAaaa
 )
