@@ -113,6 +113,9 @@ def fix_signs(rows: np.ndarray) -> np.ndarray:
 
     z is negated if z of joint 4 (left shoulder) at frame 0 < 0; y if mean y of joint 15 - joint 14
     < 0 or mean y of joint 19 - joint 18 < 0; x if mean x of joint 16 - joint 12 < 0. Returns a copy.
+    The fixes undo a flipped PCA axis u (y and z negated) of body 0, except where REFERENCE.md says
+    (frame 0 without body 0: z stays flipped; body 1's own u is not looked at) and, because the y
+    test is an "or", when the two legs disagree: y is then negated for either sign of u.
     """
     rows = np.array(rows, copy=True)
     mean = rows.mean(axis=0)  # (50, 3)

@@ -219,6 +219,17 @@ def test_flipped_u_changes_nothing_for_one_body_seen_in_frame_0(tmp_path, monkey
     np.testing.assert_array_equal(process_skeleton(skel), reference)
 
 
+def test_flipped_u_flips_y_when_the_legs_disagree(tmp_path, monkeypatch):
+    """Not in REFERENCE.md's list: the y test is an "or" of two legs, so when one leg says "negate" and
+    the other does not, y is negated for either sign of u, and a flipped u shows in channel y."""
+    body = BODY.copy()
+    body[19, 2] = 2.1  # right foot behind its ankle: mean y19 - y18 = +0.1 while y15 - y14 = -0.1
+    skel = load(tmp_path, [[(BODY_ID, body)]] * 3)
+    reference = process_skeleton(skel)
+    flip_u_for(monkeypatch, {0})
+    np.testing.assert_allclose(process_skeleton(skel), reference * (1, -1, 1), atol=1e-6)
+
+
 def test_flipped_u_of_the_second_body_flips_its_y_and_z(tmp_path, monkeypatch):
     skel = load(tmp_path, [[(BODY_ID, BODY), (BODY_ID + 1, turned(BODY))]] * 3)
     reference = process_skeleton(skel)
