@@ -12,7 +12,29 @@ Examples:
 """
 
 import argparse
+import contextlib
+import os
+import pathlib
 import sys
+
+
+@contextlib.contextmanager
+def backend_logs_silenced():
+    """Silence file descriptor 2 while the Keras backend loads: TensorFlow's C++ start-up notices (oneDNN,
+    CUDA) would otherwise precede every message, one-line errors included. TF_CPP_MIN_LOG_LEVEL=0 keeps them."""
+    if os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0":
+        yield
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    sys.stderr.flush()
+    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -49,10 +71,9 @@ def _print_metrics(metrics: dict) -> None:
     )
 
 
-def run(args: argparse.Namespace) -> None:
-    """Dispatch to the ensemble, single-file or test-split evaluation."""
-    from mans import evaluation
-    from mans.data import UsageError
+def run(args: argparse.Namespace, evaluation) -> None:
+    """Dispatch to the ensemble, single-file or test-split evaluation (`evaluation`: mans.evaluation)."""
+    UsageError = evaluation.UsageError
 
     if args.ensemble:
         if args.checkpoint or args.skeleton:
@@ -86,16 +107,16 @@ def run(args: argparse.Namespace) -> None:
         bn_samples=args.bn_samples,
     )
     _print_metrics(metrics)
-    print(f"reports in {args.out or __import__('pathlib').Path(args.checkpoint).parent}")
+    print(f"reports in {args.out or pathlib.Path(args.checkpoint).parent}")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    from mans.data import UsageError
-
+    with backend_logs_silenced():
+        from mans import evaluation
     try:
-        run(args)
-    except UsageError as error:
+        run(args, evaluation)
+    except evaluation.UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0

@@ -37,6 +37,7 @@ REPORT_FILES = (
     "scores_names.txt",
     "misclassified.csv",
 )
+STCM_FIRST_LAYER = "stcm_stem_conv"  # mans.model's name for the STCM's first layer
 BN_SAMPLES = 4096  # training samples used to recompute BatchNormalization statistics (ours)
 
 
@@ -101,7 +102,8 @@ def recompute_bn_statistics(model: keras.Model, images: np.ndarray, batch_size: 
     The layers are visited in graph order; each one's inputs are computed in inference mode (the earlier
     layers already updated), and its moving mean / variance become the exact mean / biased variance of
     those inputs over `images` (what a BN layer normalises with during training). REFERENCE.md: with few
-    steps per epoch the moving averages lag far behind the weights.
+    steps per epoch the moving averages lag far behind the weights. The STCM's input (the TARM output,
+    which holds no BN) is computed once.
 
     Args:
         model: a functional model; BatchNormalization layers nested in sub-models are not visited.
@@ -112,20 +114,22 @@ def recompute_bn_statistics(model: keras.Model, images: np.ndarray, batch_size: 
         The number of BatchNormalization layers updated.
     """
     layers = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    names = {layer.name for layer in model.layers}
+    start = model.get_layer(STCM_FIRST_LAYER).input if STCM_FIRST_LAYER in names else model.input
+    features = keras.Model(model.input, start).predict(images, batch_size=batch_size, verbose=0)
     for layer in layers:
-        probe = keras.Model(model.inputs, layer.input)
-        total = total_sq = None
+        probe = keras.Model(start, layer.input)
+        total = total_sq = 0.0
         count = 0
-        for start in range(0, len(images), batch_size):
-            values = np.asarray(probe(images[start : start + batch_size], training=False), dtype=np.float64)
+        for begin in range(0, len(features), batch_size):
+            values = np.asarray(probe(features[begin : begin + batch_size], training=False), dtype=np.float64)
             values = values.reshape(-1, values.shape[-1])  # (batch * positions, channels)
-            total = values.sum(0) if total is None else total + values.sum(0)
-            total_sq = (values**2).sum(0) if total_sq is None else total_sq + (values**2).sum(0)
+            total = total + values.sum(0)
+            total_sq = total_sq + (values**2).sum(0)
             count += len(values)
         mean = total / count
-        variance = np.maximum(total_sq / count - mean**2, 0.0)
         layer.moving_mean.assign(mean.astype(np.float32))
-        layer.moving_variance.assign(variance.astype(np.float32))
+        layer.moving_variance.assign(np.maximum(total_sq / count - mean**2, 0.0).astype(np.float32))
     return len(layers)
 
 
@@ -246,7 +250,9 @@ def write_reports(
         ("true \\ predicted", *class_names[:num_classes]),
         [(class_names[c], *matrix[c].tolist()) for c in range(num_classes)],
     )
-    plot_confusion(matrix, class_names, out / "confusion_matrix.png", f"top-1 {summary['top1']:.1%}")
+    source = pathlib.Path(str(metrics.get("checkpoint", "ensemble"))).name
+    title = f"{source}, {metrics.get('benchmark', '')} {metrics.get('split', '')}: top-1 {summary['top1']:.1%}"
+    plot_confusion(matrix, class_names, out / "confusion_matrix.png", title)
     np.save(out / "scores.npy", scores.astype(np.float32))
     (out / "scores_names.txt").write_text("".join(f"{n}\n" for n in names))
     predicted = summary["predicted"]

@@ -164,9 +164,7 @@ def resolve_config(
             values[field.name], sources[field.name] = field.default, field.metadata["source"]
     variant = str(values["variant"])
     if variant not in model_lib.VARIANT_DEFAULTS:
-        raise UsageError(
-            f"variant must be one of {sorted(model_lib.VARIANT_DEFAULTS)}. Received: {variant!r}"
-        )
+        raise UsageError(f"variant must be one of {sorted(model_lib.VARIANT_DEFAULTS)}. Received: {variant!r}")
     for key in ("gru_units", "dropout", "recurrent_dropout"):
         if values[key] is None:
             values[key], sources[key] = model_lib.VARIANT_DEFAULTS[variant][key], "variant"
@@ -201,17 +199,14 @@ def check_config(config: TrainConfig) -> None:
         if value not in choices:
             raise UsageError(f"{name} must be one of {', '.join(choices)}. Received: {name}={value!r}")
     if config.imagenet_weights is not None and not pathlib.Path(config.imagenet_weights).is_file():
-        raise UsageError(
-            f"imagenet_weights: expected an HDF5 weights file, found no file {config.imagenet_weights}"
-        )
+        raise UsageError(f"imagenet_weights: expected an HDF5 weights file, found no file {config.imagenet_weights}")
 
 
 def check_data_fits(data: data_lib.DataFile, config: TrainConfig, benchmarks: Sequence[str]) -> None:
     """Raise UsageError when the data cannot feed the configured model or benchmark."""
     if config.benchmark not in benchmarks:
         raise UsageError(
-            f"benchmark {config.benchmark!r} is not one of {data.dataset}'s: {', '.join(benchmarks)} "
-            f"(data {data.path})"
+            f"benchmark {config.benchmark!r} is not one of {data.dataset}'s: {', '.join(benchmarks)} (data {data.path})"
         )
     expected = int(model_lib.VARIANT_DEFAULTS[config.variant]["size"])
     if data.size != expected:
@@ -348,9 +343,7 @@ def _check_run_folder(config: TrainConfig, record: dict) -> dict | None:
     differences = _differences(_comparable(read_json(config_path)), _comparable(record))
     if differences:
         shown = "; ".join(differences[:4]) + ("; ..." if len(differences) > 4 else "")
-        raise UsageError(
-            f"{out} holds a run with another config ({shown}); choose another --out, or pass --overwrite"
-        )
+        raise UsageError(f"{out} holds a run with another config ({shown}); choose another --out, or pass --overwrite")
     last = out / "last.keras"
     if not last.is_file():
         return None
@@ -462,9 +455,7 @@ class RunCheckpoint(keras.callbacks.Callback):
         logs = dict(logs or {})
         loss = logs.get("loss")
         if loss is None or not math.isfinite(float(loss)):
-            raise RuntimeError(
-                f"the training loss is {loss} after epoch {epoch + 1}; stopping (try a smaller --lr)"
-            )
+            raise RuntimeError(f"the training loss is {loss} after epoch {epoch + 1}; stopping (try a smaller --lr)")
         value = float(logs.get(self.monitor, float("nan")))
         best = self.state.get("best_value")
         improved = math.isfinite(value) and (best is None or value > best)
@@ -566,9 +557,7 @@ def distribution_scope(distribute: bool) -> Iterator[int]:
 
 
 def _compile(model: keras.Model, config: TrainConfig, num_classes: int) -> None:
-    optimizer = keras.optimizers.SGD(
-        learning_rate=config.lr, momentum=config.momentum, nesterov=config.nesterov
-    )
+    optimizer = keras.optimizers.SGD(learning_rate=config.lr, momentum=config.momentum, nesterov=config.nesterov)
     model.compile(
         optimizer=optimizer,
         loss="sparse_categorical_crossentropy",
@@ -603,9 +592,7 @@ def _make_model(plan: _Plan) -> keras.Model:
     return model
 
 
-def _batches(
-    plan: _Plan, rows: np.ndarray, *, train: bool, epoch: int, replicas: int
-) -> data_lib.SkeletonBatches:
+def _batches(plan: _Plan, rows: np.ndarray, *, train: bool, epoch: int, replicas: int) -> data_lib.SkeletonBatches:
     config = plan.config
     x = None
     if data_lib.should_load_in_memory(config.in_memory, len(rows), plan.data.size):
@@ -633,9 +620,7 @@ def _truncate_log(path: pathlib.Path, epochs_done: int) -> None:
     if not lines:
         return
     kept = [lines[0]] + [
-        line
-        for line in lines[1:]
-        if line.split(",", 1)[0].isdigit() and int(line.split(",", 1)[0]) < epochs_done
+        line for line in lines[1:] if line.split(",", 1)[0].isdigit() and int(line.split(",", 1)[0]) < epochs_done
     ]
     path.write_text("".join(kept))
 
@@ -652,11 +637,7 @@ def _tensorboard(out: pathlib.Path) -> list[keras.callbacks.Callback]:
 def _summary(state: Mapping[str, object], monitor: str, config: TrainConfig, status: str) -> str:
     wall = float(state.get("wall_time", 0.0))
     best = state.get("best_value")
-    best_text = (
-        f"best {monitor} {best:.4f} at epoch {state.get('best_epoch')}"
-        if best is not None
-        else f"no {monitor}"
-    )
+    best_text = f"best {monitor} {best:.4f} at epoch {state.get('best_epoch')}" if best is not None else f"no {monitor}"
     verb = "run already complete" if status == "complete" else "done"
     return (
         f"{verb}: {best_text} of {state.get('epochs_done', 0)}/{config.epochs} epochs, "
@@ -747,10 +728,11 @@ def _fit(plan: _Plan, model: keras.Model, state: dict, monitor: str, replicas: i
     if chief:
         callbacks += [keras.callbacks.CSVLogger(str(out / "log.csv"), append=True), *_tensorboard(out)]
     callbacks.append(checkpoint)
+    parallel = f"data-parallel over {replicas} devices; " if replicas > 1 else ""
     print(
         f"training {config.variant} on {len(plan.splits.fit)} samples "
         f"({train_data.steps_per_epoch} steps per epoch), validating on {len(plan.splits.val)} "
-        f"({plan.record['validation']}); epochs "
+        f"({plan.record['validation']}); {parallel}epochs "
         f"{initial_epoch + 1}-{config.epochs}; run folder {out}",
         flush=True,
     )

@@ -1,0 +1,185 @@
+"""mans.training and train_MANs.py: settings precedence, run-folder rules, resume state, user errors,
+data-parallel training on two logical CPU devices."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+from test_data import load_script, make_synthetic_h5
+
+from mans import training
+from mans.data import UsageError
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+train_MANs = load_script(REPO, "train_MANs")
+
+TINY = ["--epochs", "1", "--batch-size", "8", "--steps-per-epoch", "2", "--gru-units", "4"]
+
+
+@pytest.fixture(scope="module")
+def h5(repo_root, tmp_path_factory):
+    return make_synthetic_h5(repo_root, tmp_path_factory.mktemp("training"), samples=80)
+
+
+def test_precedence_flag_over_dataset_over_paper():
+    config, sources = training.resolve_config(
+        {"data": "d.h5", "out": "o", "batch_size": 16, "epochs": None}, {"batch_size": 32, "epochs": 200}
+    )
+    assert (config.batch_size, sources["batch_size"]) == (16, "flag")
+    assert (config.epochs, sources["epochs"]) == (200, "dataset")
+    assert (config.lr, sources["lr"]) == (0.01, "paper")
+    assert (config.val, sources["val"]) == ("holdout", "ours")
+    assert (config.gru_units, config.dropout, sources["dropout"]) == (64, 0.5, "variant")
+    config, _ = training.resolve_config({"data": "d", "out": "o", "variant": "densenet161"})
+    assert (config.gru_units, config.dropout, config.recurrent_dropout) == (128, 0.0, 0.0)
+
+
+def test_paper_defaults():
+    config, _ = training.resolve_config({"data": "d", "out": "o"})
+    assert (config.lr, config.momentum, config.nesterov, config.batch_size, config.epochs) == (0.01, 0.9, True, 128, 50)
+    assert (config.reduce_lr_factor, config.reduce_lr_patience, config.reduce_lr_cooldown, config.min_lr) == (
+        0.2,
+        5,
+        3,
+        1e-4,
+    )
+    assert (config.l2, config.reset_after, config.variant) == (1e-4, False, "resnet")
+
+
+def test_unknown_and_bad_settings():
+    with pytest.raises(UsageError, match="unknown setting .'batchsize'.*batch_size"):
+        training.resolve_config({"data": "d", "out": "o", "batchsize": 3})
+    with pytest.raises(UsageError, match="unknown dataset default"):
+        training.resolve_config({"data": "d", "out": "o"}, {"learning_rate": 1})
+    config, _ = training.resolve_config({"data": "d", "out": "o", "momentum": 1.5})
+    with pytest.raises(UsageError, match="momentum must be in"):
+        training.check_config(config)
+
+
+def test_checkpoint_state_round_trip(tmp_path):
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    training.save_checkpoint(model, tmp_path / "last.keras", {"epochs_done": 4, "best_value": 0.5})
+    assert training.read_checkpoint_state(tmp_path / "last.keras") == {"epochs_done": 4, "best_value": 0.5}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.keras"]  # no temporary file left
+    keras.saving.load_model(tmp_path / "last.keras")  # the extra member does not disturb Keras
+
+
+def test_reseed_dropout_is_deterministic():
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dropout(0.5), keras.layers.Dropout(0.5)])
+    states = [v for v in model.variables if v.name == "seed_generator_state"]
+    assert len(states) == 2
+    training.reseed_dropout(model, 1, 3)
+    first = [np.asarray(v) for v in states]
+    model(np.ones((2, 4)), training=True)
+    training.reseed_dropout(model, 1, 3)
+    assert all(np.array_equal(a, np.asarray(v)) for a, v in zip(first, states, strict=True))
+    training.reseed_dropout(model, 1, 4)
+    assert not np.array_equal(first[0], np.asarray(states[0]))
+
+
+def test_reduce_lr_state_survives_train_begin():
+    callback = training.ResumableReduceLROnPlateau(initial_state={"wait": 2, "cooldown_counter": 1, "best": 0.7})
+    callback.on_train_begin()
+    assert callback.get_state() == {"wait": 2, "cooldown_counter": 1, "best": 0.7}
+
+
+def run_script(capsys, *argv: str) -> tuple[int, str]:
+    code = train_MANs.main(list(argv))
+    return code, capsys.readouterr().err
+
+
+def assert_one_line_error(code: int, err: str, *words: str) -> None:
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: "), err
+    for word in words:
+        assert word in lines[0], (word, lines[0])
+
+
+def test_bad_inputs_are_one_line_errors(capsys, tmp_path, h5):
+    out = tmp_path / "run"
+    assert_one_line_error(*run_script(capsys, "--data", str(tmp_path / "no.h5"), "--out", str(out)), "no.h5")
+    not_h5 = tmp_path / "x.h5"
+    not_h5.write_text("hello")
+    assert_one_line_error(*run_script(capsys, "--data", str(not_h5), "--out", str(out)), "x.h5")
+    assert_one_line_error(*run_script(capsys, "--data", str(h5), "--out", str(out), "--benchmark", "xset"), "xview")
+    assert_one_line_error(
+        *run_script(capsys, "--data", str(h5), "--out", str(out), "--variant", "densenet161"), "224", "--size 224"
+    )
+    assert_one_line_error(*run_script(capsys, "--data", str(h5), "--out", str(out), "--lr", "-1"), "lr")
+    assert not out.exists()
+
+
+def test_run_folder_rules(capsys, tmp_path, h5):
+    out = tmp_path / "run"
+    code, _ = run_script(capsys, "--data", str(h5), "--out", str(out), *TINY)
+    assert code == 0
+    assert {"config.json", "best.keras", "last.keras", "state.json", "log.csv"} <= {p.name for p in out.iterdir()}
+    record = json.loads((out / "config.json").read_text())
+    assert record["sources"]["batch_size"] == "flag" and record["sources"]["lr"] == "paper"
+    assert record["data_attrs"]["dataset"] == "ntu60" and record["versions"]["keras"] == keras.__version__
+    assert record["argv"][0] == "train_MANs.py" and "validation" in record
+    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+
+    code = train_MANs.main(["--data", str(h5), "--out", str(out), *TINY])
+    assert code == 0 and "run already complete" in capsys.readouterr().out
+
+    assert_one_line_error(*run_script(capsys, "--data", str(h5), "--out", str(out), *TINY, "--lr", "0.1"), "lr")
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before  # nothing overwritten
+
+    stranger = tmp_path / "stranger"
+    stranger.mkdir()
+    (stranger / "notes.txt").write_text("mine")
+    assert_one_line_error(*run_script(capsys, "--data", str(h5), "--out", str(stranger), *TINY), "not a run folder")
+
+    code, _ = run_script(capsys, "--data", str(h5), "--out", str(out), *TINY, "--lr", "0.1", "--overwrite")
+    assert code == 0
+    assert json.loads((out / "config.json").read_text())["config"]["lr"] == 0.1
+
+
+def test_script_error_has_no_traceback(repo_root, tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(repo_root / "train_MANs.py"), "--data", str(tmp_path / "none.h5"), "--out", "x"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("error: ") and "Traceback" not in result.stderr
+    assert not (tmp_path / "x").exists()
+
+
+TWO_TF_DEVICES = """
+import sys, runpy, tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+sys.argv = ["train_MANs.py", *sys.argv[1:]]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def distributed_run(repo_root: pathlib.Path, tmp_path: pathlib.Path, h5, backend: str) -> str:
+    env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": str(repo_root)}
+    argv = ["--data", str(h5), "--out", str(tmp_path / backend), *TINY, "--distribute", "--val", "none", "--no-tarm"]
+    if backend == "tensorflow":
+        command = [sys.executable, "-c", TWO_TF_DEVICES, *argv]
+    else:
+        env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+        command = [sys.executable, str(repo_root / "train_MANs.py"), *argv]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=repo_root, env=env, timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    assert (tmp_path / backend / "last.keras").is_file()
+    return result.stdout + result.stderr
+
+
+def test_distribute_tensorflow_two_logical_cpus(repo_root, tmp_path, h5):
+    assert "data-parallel over 2 devices" in distributed_run(repo_root, tmp_path, h5, "tensorflow")
+
+
+def test_distribute_jax_two_host_devices(repo_root, tmp_path, h5):
+    pytest.importorskip("jax")
+    assert "data-parallel over 2 devices" in distributed_run(repo_root, tmp_path, h5, "jax")
