@@ -18,10 +18,17 @@ denoised   the corrected body selection: bodies are tracked by their Kinect body
            mode, each body normalised from its own first frame.
 
 A sample that cannot be processed raises `SampleSkipped` with a short `.reason` for the skip report.
-The array layout is (T, 2 * 25, 3) rows until `to_fixed_length` makes it (S, S, 3).
+The array layout is (T, bodies * joints, 3) rows until `to_fixed_length` makes it (S, S, 3).
+
+The joints a dataset's skeleton has are a `JointLayout`: `NTU_LAYOUT` (Kinect v2, 25 joints, two
+bodies, the default everywhere) and `KINECT_V1_LAYOUT` (UT-Kinect: 20 joints, one body). Kinect v1's
+20 joints have Kinect v2's indices, so the hips, shoulders, ankles and feet of the sign fixes are the
+same; the torso of the view normalisation takes the shoulder centre (2) for the spine shoulder (20).
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 
@@ -33,6 +40,23 @@ TORSO = (0, 1, 4, 8, 12, 16, 20)  # spine base, spine mid, shoulders, hips, spin
 LEFT_HIP, RIGHT_HIP = 12, 16
 LEFT_SHOULDER = 4
 LEFT_ANKLE, LEFT_FOOT, RIGHT_ANKLE, RIGHT_FOOT = 14, 15, 18, 19
+
+
+@dataclasses.dataclass(frozen=True)
+class JointLayout:
+    """The joints of one body and how many bodies a row holds; torso: the joints of the PCA z axis."""
+
+    num_joints: int = NUM_JOINTS
+    max_bodies: int = MAX_BODIES
+    torso: tuple[int, ...] = TORSO
+
+    @property
+    def columns(self) -> int:
+        return self.num_joints * self.max_bodies
+
+
+NTU_LAYOUT = JointLayout()
+KINECT_V1_LAYOUT = JointLayout(num_joints=20, max_bodies=1, torso=(0, 1, 4, 8, 12, 16, 2))
 
 # Denoised mode (ours, after the 2s-AGCN / CTR-GCN NTU denoising): a track is noise when it lasts
 # at most NOISE_MAX_FRAMES frames or less than NOISE_MIN_FRACTION of the recording, or when in at
@@ -77,8 +101,8 @@ def pca_sign(projections: np.ndarray) -> float:
     return -1.0 if projections[int(np.argmax(np.abs(projections)))] < 0 else 1.0
 
 
-def view_frame(joints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The demo's body-centred coordinate frame from one frame's joints (25, 3).
+def view_frame(joints: np.ndarray, torso: tuple[int, ...] = TORSO) -> tuple[np.ndarray, np.ndarray]:
+    """The demo's body-centred coordinate frame from one frame's joints (J, 3).
 
     Origin o = midpoint of the hips (12, 16); z = first principal axis of the torso joints minus o;
     y = (hip12 - hip16) x z; x = y x z; all normalised.
@@ -87,7 +111,7 @@ def view_frame(joints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """
     joints = np.asarray(joints, np.float64)
     origin = (joints[LEFT_HIP] + joints[RIGHT_HIP]) / 2
-    z = pca_first_axis(joints[list(TORSO)] - origin)
+    z = pca_first_axis(joints[list(torso)] - origin)
     y = _cross(joints[LEFT_HIP] - joints[RIGHT_HIP], z)
     x = _cross(y, z)
     axes = np.stack([x, y, z], axis=1)  # (3, 3), columns x y z
@@ -109,7 +133,7 @@ def view_transform(joints: np.ndarray, rotation: np.ndarray, origin: np.ndarray)
 
 
 def fix_signs(rows: np.ndarray) -> np.ndarray:
-    """The demo's sign fixes on (T, 50, 3) rows (step 5); means run over all T rows, empty ones included.
+    """The demo's sign fixes on (T, columns, 3) rows (step 5); means run over all T rows, empty ones included.
 
     z is negated if z of joint 4 (left shoulder) at frame 0 < 0; y if mean y of joint 15 - joint 14
     < 0 or mean y of joint 19 - joint 18 < 0; x if mean x of joint 16 - joint 12 < 0. Returns a copy.
@@ -118,7 +142,7 @@ def fix_signs(rows: np.ndarray) -> np.ndarray:
     test is an "or", when the two legs disagree: y is then negated for either sign of u.
     """
     rows = np.array(rows, copy=True)
-    mean = rows.mean(axis=0)  # (50, 3)
+    mean = rows.mean(axis=0)  # (columns, 3)
     if rows[0, LEFT_SHOULDER, 2] < 0:
         rows[..., 2] *= -1
     if mean[LEFT_FOOT, 1] - mean[LEFT_ANKLE, 1] < 0 or mean[RIGHT_FOOT, 1] - mean[RIGHT_ANKLE, 1] < 0:
@@ -153,28 +177,29 @@ def _check(skel) -> None:
         raise SampleSkipped("no-body", f"expected a body in some frame, found none in {skel.num_frames}")
 
 
-def faithful_rows(skel) -> np.ndarray:
-    """Steps 2-4 and 7 of the demo: (F, 50, 3) float64 rows, zeros where a body or frame is absent."""
+def faithful_rows(skel, layout: JointLayout = NTU_LAYOUT) -> np.ndarray:
+    """Steps 2-4 and 7 of the demo: (F, columns, 3) float64 rows, zeros where a body or frame is absent."""
     _check(skel)
+    max_bodies = layout.max_bodies
     counts = np.asarray(skel.body_counts)
-    if counts[-1] > MAX_BODIES:
+    if counts[-1] > max_bodies:
         raise SampleSkipped(
             "last-frame-3+bodies",
-            f"faithful mode keeps a sample only if its last frame lists <= 2 bodies (the demo's step 7), "
+            f"faithful mode keeps a sample only if its last frame lists <= {max_bodies} bodies (the demo's step 7), "
             f"found {counts[-1]}; --mode denoised keeps it",
         )
-    usable = (counts >= 1) & (counts <= MAX_BODIES)
+    usable = (counts >= 1) & (counts <= max_bodies)
     if not usable.any():
-        raise SampleSkipped("no-usable-frame", "expected a frame listing 1 or 2 bodies, found none")
-    rows = np.zeros((len(counts), MAX_BODIES, NUM_JOINTS, 3), np.float64)
-    for body in range(min(MAX_BODIES, skel.coords.shape[1])):
+        raise SampleSkipped("no-usable-frame", f"expected a frame listing 1 to {max_bodies} bodies, found none")
+    rows = np.zeros((len(counts), max_bodies, layout.num_joints, 3), np.float64)
+    for body in range(min(max_bodies, skel.coords.shape[1])):
         present = usable & (counts > body)
         if not present.any():
             continue
         reference = int(np.argmax(present))  # first frame with 1-2 bodies listing this index
-        rotation, origin = view_frame(skel.coords[reference, body])
+        rotation, origin = view_frame(skel.coords[reference, body], layout.torso)
         rows[present, body] = view_transform(skel.coords[present, body], rotation, origin)
-    return rows.reshape(len(counts), COLUMNS, 3)  # (F, 50, 3)
+    return rows.reshape(len(counts), layout.columns, 3)  # (F, bodies * joints, 3)
 
 
 def _body_tracks(skel) -> list[tuple[int, np.ndarray, np.ndarray]]:
@@ -208,16 +233,16 @@ def _activity(joints: np.ndarray) -> float:
     return float(np.var(joints.astype(np.float64), axis=0).sum())  # summed per-coordinate variance
 
 
-def _assign_bodies(tracks: list, num_frames: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Tracks, most active first, into at most two body slots; a track joins the first slot whose
+def _assign_bodies(tracks: list, num_frames: int, max_bodies: int = MAX_BODIES) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Tracks, most active first, into at most `max_bodies` body slots; a track joins the first slot whose
     frames it does not overlap (a person whose bodyID changed mid-recording stays one body), and a
-    track that overlaps both slots is dropped. Returns [(frames, joints)] per slot, in frame order."""
+    track that overlaps every slot is dropped. Returns [(frames, joints)] per slot, in frame order."""
     order = sorted(range(len(tracks)), key=lambda i: -_activity(tracks[i][2]))  # stable on ties
-    slots: list[list[int]] = [[] for _ in range(MAX_BODIES)]
-    taken = np.zeros((MAX_BODIES, num_frames), bool)
+    slots: list[list[int]] = [[] for _ in range(max_bodies)]
+    taken = np.zeros((max_bodies, num_frames), bool)
     for i in order:
         frames = tracks[i][1]
-        for slot in range(MAX_BODIES):
+        for slot in range(max_bodies):
             if not taken[slot, frames].any():
                 slots[slot].append(i)
                 taken[slot, frames] = True
@@ -232,37 +257,46 @@ def _assign_bodies(tracks: list, num_frames: int) -> list[tuple[np.ndarray, np.n
     return bodies
 
 
-def denoised_rows(skel) -> np.ndarray:
-    """The corrected body selection (module docstring): (T, 50, 3) float64 rows, T <= F."""
+def denoised_rows(skel, layout: JointLayout = NTU_LAYOUT) -> np.ndarray:
+    """The corrected body selection (module docstring): (T, columns, 3) float64 rows, T <= F."""
     _check(skel)
     tracks = _body_tracks(skel)
     for is_noise in (lambda j: _is_short(j, skel.num_frames), _is_wide):
         kept = [track for track in tracks if not is_noise(track[2])]
         if kept:
             tracks = kept
-    rows = np.zeros((skel.num_frames, MAX_BODIES, NUM_JOINTS, 3), np.float64)
+    rows = np.zeros((skel.num_frames, layout.max_bodies, layout.num_joints, 3), np.float64)
     present = np.zeros(skel.num_frames, bool)
-    for body, (frames, joints) in enumerate(_assign_bodies(tracks, skel.num_frames)):
-        rotation, origin = view_frame(joints[0])  # the body's own first frame
+    for body, (frames, joints) in enumerate(_assign_bodies(tracks, skel.num_frames, layout.max_bodies)):
+        rotation, origin = view_frame(joints[0], layout.torso)  # the body's own first frame
         rows[frames, body] = view_transform(joints, rotation, origin)
         present[frames] = True
-    return rows[present].reshape(-1, COLUMNS, 3)  # (T, 50, 3)
+    return rows[present].reshape(-1, layout.columns, 3)  # (T, bodies * joints, 3)
 
 
-def process_skeleton(skel, mode: str = "faithful", size: int = 50) -> np.ndarray:
+def check_size(size: int, layout: JointLayout = NTU_LAYOUT) -> None:
+    """ValueError unless S holds the layout's joint columns (50 for NTU's two bodies of 25 joints)."""
+    if size < layout.columns:
+        raise ValueError(
+            f"expected size >= {layout.columns} (the joint columns of {layout.max_bodies} x {layout.num_joints} "
+            f"joints), found {size}"
+        )
+
+
+def process_skeleton(skel, mode: str = "faithful", size: int = 50, layout: JointLayout = NTU_LAYOUT) -> np.ndarray:
     """One recording -> the (size, size, 3) float32 image: rows = time, columns = joints, channels x y z.
 
-    Args: skel: a `mans.skeleton_io.Skeleton` (coords (F, B, 25, 3), body_counts (F,), body_ids (F, B)).
-        mode: "faithful" or "denoised". size: S >= 50, frames and joint columns.
+    Args: skel: a `mans.skeleton_io.Skeleton` (coords (F, B, J, 3), body_counts (F,), body_ids (F, B)).
+        mode: "faithful" or "denoised". size: S >= the layout's joint columns (50 for NTU).
+        layout: the dataset's joints (NTU_LAYOUT or KINECT_V1_LAYOUT).
     Raises: SampleSkipped with a `.reason`; ValueError for a bad mode or size.
     """
     if mode not in MODES:
         raise ValueError(f"expected mode among {list(MODES)}, found {mode!r}")
-    if size < COLUMNS:
-        raise ValueError(f"expected size >= {COLUMNS} (the joint columns of two bodies), found {size}")
-    if skel.coords.shape[2:] != (NUM_JOINTS, 3):
-        raise ValueError(f"expected coords of shape (F, B, {NUM_JOINTS}, 3), found {skel.coords.shape}")
-    rows = faithful_rows(skel) if mode == "faithful" else denoised_rows(skel)
+    check_size(size, layout)
+    if skel.coords.shape[2:] != (layout.num_joints, 3):
+        raise ValueError(f"expected coords of shape (F, B, {layout.num_joints}, 3), found {skel.coords.shape}")
+    rows = faithful_rows(skel, layout) if mode == "faithful" else denoised_rows(skel, layout)
     rows = fix_signs(rows)
     image = to_fixed_length(to_fixed_length(rows, size, axis=0), size, axis=1)  # (S, S, 3)
     return image.astype(np.float32)

@@ -182,8 +182,7 @@ def _write_report(path: pathlib.Path, skips: list[tuple[str, str, str]]) -> None
 def _check_arguments(mode: str, size: int, workers: int | None, limit: int | None) -> int:
     if mode not in preprocess.MODES:
         raise ValueError(f"expected mode among {list(preprocess.MODES)}, found {mode!r}")
-    if size < preprocess.COLUMNS:
-        raise ValueError(f"expected size >= {preprocess.COLUMNS} (the joint columns of two bodies), found {size}")
+    preprocess.check_size(size)
     if limit is not None and limit < 1:
         raise ValueError(f"expected limit >= 1, found {limit}")
     workers = (os.cpu_count() or 1) if workers is None else workers
