@@ -1,7 +1,8 @@
 """Dataset facts: classes, action names, benchmarks, joint layout, per-dataset training defaults.
 
-One registry serves NTU RGB+D 60 and 120; their differences are fields of `DatasetSpec`
-(STYLE.md section 1). Action names are NTU's own (REFERENCE.md), index = 0-based label.
+One registry serves NTU RGB+D 60 and 120 and UT-Kinect-Action3D; their differences are fields of
+`DatasetSpec` (STYLE.md section 1), so a new dataset is a reader plus one entry here. Action names are
+the datasets' own (REFERENCE.md), index = 0-based label.
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ import dataclasses
 import types
 from collections.abc import Mapping
 
+from mans.preprocess import KINECT_V1_LAYOUT, NTU_LAYOUT, JointLayout
 from mans.splits import BENCHMARKS
+from mans.utkinect import ACTIONS as UTKINECT_ACTIONS
 
 ACTION_NAMES: tuple[str, ...] = (
     "drink water", "eat meal/snack", "brushing teeth", "brushing hair", "drop", "pickup", "throw",
@@ -47,6 +50,13 @@ ACTION_NAMES: tuple[str, ...] = (
     "support somebody with hand", "finger-guessing game (playing rock-paper-scissors)",
 )
 
+# UT-Kinect: about 100 training sequences instead of NTU's 40,000 (README, "UT-Kinect"): small batches so
+# that an epoch still has several steps, more epochs, and no plateau schedule on a noisy validation loss.
+UTKINECT_TRAIN_DEFAULTS: dict[str, object] = {
+    "batch_size": 16,
+    "epochs": 60,
+}
+
 # 1-based action numbers of the two-person actions (REFERENCE.md)
 TWO_PERSON_ACTIONS: frozenset[int] = frozenset((*range(50, 61), *range(106, 121)))
 
@@ -55,7 +65,7 @@ TWO_PERSON_ACTIONS: frozenset[int] = frozenset((*range(50, 61), *range(106, 121)
 class DatasetSpec:
     """What the pipeline needs to know about one dataset.
 
-    num_joints: joints per body; max_bodies: bodies per sample row (joint columns = the product).
+    layout: the joints of a body, bodies per sample row and the torso of the view normalisation.
     train_defaults: training settings that differ from the paper's for this dataset ({} for NTU).
     """
 
@@ -63,21 +73,32 @@ class DatasetSpec:
     num_classes: int
     class_names: tuple[str, ...]
     benchmarks: tuple[str, ...]
-    num_joints: int = 25
-    max_bodies: int = 2
+    layout: JointLayout = NTU_LAYOUT
     train_defaults: Mapping[str, object] = dataclasses.field(
         default_factory=lambda: types.MappingProxyType({})
     )
+
+    @property
+    def num_joints(self) -> int:
+        return self.layout.num_joints
+
+    @property
+    def max_bodies(self) -> int:
+        return self.layout.max_bodies
 
 
 _DATASETS: dict[str, DatasetSpec] = {
     "ntu60": DatasetSpec("ntu60", 60, ACTION_NAMES[:60], BENCHMARKS["ntu60"]),
     "ntu120": DatasetSpec("ntu120", 120, ACTION_NAMES, BENCHMARKS["ntu120"]),
+    "utkinect": DatasetSpec(
+        "utkinect", 10, UTKINECT_ACTIONS, BENCHMARKS["utkinect"], layout=KINECT_V1_LAYOUT,
+        train_defaults=types.MappingProxyType(UTKINECT_TRAIN_DEFAULTS),
+    ),
 }
 
 
 def get_dataset(name: str) -> DatasetSpec:
-    """The registered `DatasetSpec` called `name` ("ntu60", "ntu120")."""
+    """The registered `DatasetSpec` called `name` ("ntu60", "ntu120", "utkinect")."""
     if name not in _DATASETS:
         raise ValueError(f"expected a dataset among {sorted(_DATASETS)}, found {name!r}")
     return _DATASETS[name]

@@ -1,8 +1,12 @@
-"""Benchmark splits of NTU RGB+D 60 / 120 from sample metadata, and a validation hold-out.
+"""Benchmark splits of NTU RGB+D 60 / 120 and UT-Kinect from sample metadata, and a validation hold-out.
 
 The performer lists live here and only here (STYLE.md section 5). Counts on NTU's own lists of
 available samples (REFERENCE.md): NTU-60 xsub 40,091 / 16,487, xview 37,646 / 18,932; NTU-120 xsub
 63,026 / 50,919, xset 54,468 / 59,477 (train / test).
+
+UT-Kinect stores its subject (1-10) in the "performer" column: xsub trains on the odd subjects and
+tests on the even ones; "loso-K" (leave one subject out) tests on subject K and trains on the other
+nine, and "loso" names the ten folds together (training and evaluation run them one by one).
 """
 
 from __future__ import annotations
@@ -20,7 +24,19 @@ XSUB_TRAIN_PERFORMERS_120: frozenset[int] = XSUB_TRAIN_PERFORMERS_60 | frozenset
 )
 XVIEW_TRAIN_CAMERAS: frozenset[int] = frozenset((2, 3))
 
-BENCHMARKS: Mapping[str, tuple[str, ...]] = {"ntu60": ("xsub", "xview"), "ntu120": ("xsub", "xset")}
+UTKINECT_SUBJECTS = tuple(range(1, 11))
+LOSO_FOLDS = tuple(f"loso-{subject}" for subject in UTKINECT_SUBJECTS)
+
+BENCHMARKS: Mapping[str, tuple[str, ...]] = {
+    "ntu60": ("xsub", "xview"),
+    "ntu120": ("xsub", "xset"),
+    "utkinect": ("xsub", "loso", *LOSO_FOLDS),
+}
+
+
+def folds(benchmark: str) -> tuple[str, ...]:
+    """The single-split benchmarks that `benchmark` stands for: ("loso-1", ..., "loso-10") for "loso"."""
+    return LOSO_FOLDS if benchmark == "loso" else (benchmark,)
 
 
 def _column(meta: Mapping[str, np.ndarray], key: str) -> np.ndarray:
@@ -33,8 +49,8 @@ def split_mask(meta: Mapping[str, np.ndarray], dataset: str, benchmark: str) -> 
     """True where a sample belongs to the training side of `benchmark`.
 
     Args: meta: columns of 1-based numbers as in the sample name ("performer", "camera", "setup"; the
-        columns of `storage.read_metadata`). dataset: "ntu60" or "ntu120". benchmark: "xsub", "xview"
-        (NTU-60) or "xsub", "xset" (NTU-120).
+        columns of `storage.read_metadata`). dataset: "ntu60", "ntu120" or "utkinect". benchmark:
+        "xsub", "xview" (NTU-60); "xsub", "xset" (NTU-120); "xsub", "loso-K" (UT-Kinect).
     Returns: (N,) bool, True = train, False = test.
     """
     if dataset not in BENCHMARKS:
@@ -43,6 +59,13 @@ def split_mask(meta: Mapping[str, np.ndarray], dataset: str, benchmark: str) -> 
         raise ValueError(
             f"expected a benchmark of {dataset} among {list(BENCHMARKS[dataset])}, found {benchmark!r}"
         )
+    if benchmark == "loso":
+        raise ValueError(f"'loso' is ten folds: expected one of {', '.join(LOSO_FOLDS)} for a single split")
+    if dataset == "utkinect":
+        subject = _column(meta, "performer")
+        if benchmark == "xsub":
+            return subject % 2 == 1  # odd subjects train
+        return subject != int(benchmark.removeprefix("loso-"))
     if benchmark == "xsub":
         train = XSUB_TRAIN_PERFORMERS_60 if dataset == "ntu60" else XSUB_TRAIN_PERFORMERS_120
         return np.isin(_column(meta, "performer"), list(train))

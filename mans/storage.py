@@ -43,7 +43,7 @@ import numpy as np
 from tqdm import tqdm
 
 import mans
-from mans import datasets, preprocess
+from mans import datasets, preprocess, utkinect
 from mans.skeleton_io import SkeletonFormatError, parse_sample_name, read_skeleton
 
 FORMAT = "mans-hdf5/1"
@@ -220,11 +220,7 @@ def convert_folder(
     """
     started = time.perf_counter()
     workers = _check_arguments(mode, size, workers, limit)
-    out_path = pathlib.Path(out_path)
-    if out_path.exists() and not overwrite:
-        raise FileExistsError(f"{out_path} exists: pass --overwrite (overwrite=True) to replace it")
-    if out_path.is_dir():
-        raise ValueError(f"expected an output file name, found the folder {out_path}")
+    out_path = _check_output(out_path, overwrite)
     paths = _list_files(skeleton_dir)[:limit]
     missing = _read_missing_list(missing_list)
 
@@ -253,38 +249,126 @@ def convert_folder(
             f"and {len(too_large) - 1} more with larger action numbers (use --dataset ntu120)"
         )
 
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(out_path.name + ".tmp")
     function = functools.partial(_convert_one, mode=mode, size=size)
     tasks = [str(path) for path, _ in candidates]
+
+    def records(results: Iterable) -> Iterator[tuple[str, dict[str, int], int, bytes]]:
+        bar = tqdm(results, total=len(tasks), unit="file", disable=None if progress else True)
+        for (path, sample), result in zip(candidates, bar, strict=True):
+            name = path.name.removesuffix(".skeleton")
+            if result[0] == "skip":
+                _skip(skips, name, result[1], result[2], strict)
+                continue
+            yield name, {key: getattr(sample, key) for key in _INT16_COLUMNS}, result[1], result[2]
+        bar.close()
+
+    with _ordered_results(function, tasks, min(workers, max(1, len(tasks)))) as results:
+        kept, skipped = _write_output(out_path, size, records(results), skips, spec, mode, command, overwrite)
+    return ConversionSummary(
+        out_path=out_path, report_path=report_path_for(out_path), dataset=spec.name, mode=mode, size=size,
+        files=len(paths), kept=kept, skipped=skipped, seconds=time.perf_counter() - started,
+    )
+
+
+def convert_utkinect(
+    folder: str | os.PathLike,
+    out_path: str | os.PathLike,
+    *,
+    mode: str = "faithful",
+    size: int = 50,
+    strict: bool = False,
+    overwrite: bool = False,
+    command: str | None = None,
+    progress: bool = True,
+) -> ConversionSummary:
+    """Convert a UT-Kinect-Action3D folder (`joints/`, `actionLabel.txt`) into the same HDF5 layout.
+
+    Each labelled action segment is one sample named `sSS_eEE_<action>`; the "performer" column holds the
+    subject (1-10) and "replication" the episode (1-2); "setup" and "camera" are 1. Segments without a
+    range (`NaN NaN`) are skipped (reason "no-segment"). The view normalisation and the image are NTU's,
+    with Kinect v1's 20 joints of one body (`preprocess.KINECT_V1_LAYOUT`).
+    Raises: FileNotFoundError (folder, label file or a joints file missing), ValueError (a malformed file,
+        a label outside its recording), FileExistsError (output exists, overwrite=False).
+    """
+    started = time.perf_counter()
+    spec = datasets.get_dataset("utkinect")
+    _check_arguments(mode, size, 1, None)
+    preprocess.check_size(size, spec.layout)
+    out_path = _check_output(out_path, overwrite)
+    segments, no_segment = utkinect.read_action_labels(pathlib.Path(folder) / utkinect.LABEL_FILE)
+    skips = [(name, reason, "no frame range in actionLabel.txt (NaN NaN)") for name, reason in no_segment]
+
+    def records() -> Iterator[tuple[str, dict[str, int], int, bytes]]:
+        samples = tqdm(utkinect.iter_samples(folder), total=len(segments), unit="segment",
+                       disable=None if progress else True)
+        for sample in samples:
+            segment = sample.segment
+            try:
+                image = preprocess.process_skeleton(sample.skeleton, mode, size, spec.layout)
+            except preprocess.SampleSkipped as error:
+                _skip(skips, segment.name, error.reason, str(error), strict)
+                continue
+            meta = {"label": segment.label, "setup": 1, "camera": 1, "performer": segment.subject,
+                    "replication": segment.episode}
+            yield segment.name, meta, sample.skeleton.num_frames, encode_chunk(image)
+
+    kept, skipped = _write_output(out_path, size, records(), skips, spec, mode, command, overwrite)
+    return ConversionSummary(
+        out_path=out_path, report_path=report_path_for(out_path), dataset=spec.name, mode=mode, size=size,
+        files=len(segments) + len(no_segment), kept=kept, skipped=skipped, seconds=time.perf_counter() - started,
+    )
+
+
+def _check_output(out_path: str | os.PathLike, overwrite: bool) -> pathlib.Path:
+    out_path = pathlib.Path(out_path)
+    if out_path.exists() and not overwrite:
+        raise FileExistsError(f"{out_path} exists: pass --overwrite (overwrite=True) to replace it")
+    if out_path.is_dir():
+        raise ValueError(f"expected an output file name, found the folder {out_path}")
+    return out_path
+
+
+def _write_output(
+    out_path: pathlib.Path,
+    size: int,
+    records: Iterable[tuple[str, dict[str, int], int, bytes]],
+    skips: list[tuple[str, str, str]],
+    spec: datasets.DatasetSpec,
+    mode: str,
+    command: str | None,
+    overwrite: bool,
+) -> tuple[int, dict[str, int]]:
+    """Stream (name, columns, frames, chunk) records into `<out>.tmp`, then rename it to `out_path`.
+
+    Returns (kept, skipped by reason). The skip report is written beside the output; on any error,
+    Ctrl-C included, the temporary file is removed and an existing output is left as it was.
+    """
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_name(out_path.name + ".tmp")
     columns: dict[str, list] = {key: [] for key in (*_INT16_COLUMNS, "frames", "name")}
     try:
-        with _ordered_results(function, tasks, min(workers, max(1, len(tasks)))) as results:
-            with h5py.File(tmp, "w") as h5:
-                x = h5.create_dataset(
-                    "x", shape=(len(tasks), size, size, 3), maxshape=(None, size, size, 3), dtype="<f4",
-                    chunks=(1, size, size, 3), compression="gzip", compression_opts=GZIP_LEVEL, shuffle=True,
-                )
-                bar = tqdm(results, total=len(tasks), unit="file", disable=None if progress else True)
-                for (path, sample), result in zip(candidates, bar, strict=True):
-                    name = path.name.removesuffix(".skeleton")
-                    if result[0] == "skip":
-                        _skip(skips, name, result[1], result[2], strict)
-                        continue
-                    x.id.write_direct_chunk((len(columns["name"]), 0, 0, 0), result[2])
-                    for key in _INT16_COLUMNS:
-                        columns[key].append(sample.label if key == "label" else getattr(sample, key))
-                    columns["frames"].append(result[1])
-                    columns["name"].append(name)
-                bar.close()
-                kept = len(columns["name"])
-                x.resize(kept, axis=0)
+        with h5py.File(tmp, "w") as h5:
+            x = h5.create_dataset(
+                "x", shape=(0, size, size, 3), maxshape=(None, size, size, 3), dtype="<f4",
+                chunks=(1, size, size, 3), compression="gzip", compression_opts=GZIP_LEVEL, shuffle=True,
+            )
+            for name, meta, frames, chunk in records:
+                index = len(columns["name"])
+                if index == x.shape[0]:
+                    x.resize(max(64, 2 * index), axis=0)  # amortised growth: the count is known only at the end
+                x.id.write_direct_chunk((index, 0, 0, 0), chunk)
                 for key in _INT16_COLUMNS:
-                    h5.create_dataset(key, data=np.array(columns[key], np.int16))
-                h5.create_dataset("frames", data=np.array(columns["frames"], np.int32))
-                h5.create_dataset("name", data=np.array(columns["name"], f"S{NAME_LENGTH}"))
-                skipped = dict(sorted(Counter(reason for _, reason, _ in skips).items()))
-                h5.attrs.update(_attrs(spec, mode, size, command, kept, skipped))
+                    columns[key].append(meta[key])
+                columns["frames"].append(frames)
+                columns["name"].append(name)
+            kept = len(columns["name"])
+            x.resize(kept, axis=0)
+            for key in _INT16_COLUMNS:
+                h5.create_dataset(key, data=np.array(columns[key], np.int16))
+            h5.create_dataset("frames", data=np.array(columns["frames"], np.int32))
+            h5.create_dataset("name", data=np.array(columns["name"], f"S{NAME_LENGTH}"))
+            skipped = dict(sorted(Counter(reason for _, reason, _ in skips).items()))
+            h5.attrs.update(_attrs(spec, mode, size, command, kept, skipped))
         report = report_path_for(out_path)
         _write_report(report, skips)
         if kept == 0:
@@ -295,10 +379,7 @@ def convert_folder(
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return ConversionSummary(
-        out_path=out_path, report_path=report, dataset=spec.name, mode=mode, size=size, files=len(paths),
-        kept=kept, skipped=skipped, seconds=time.perf_counter() - started,
-    )
+    return kept, skipped
 
 
 def _skip(skips: list, name: str, reason: str, message: str, strict: bool) -> None:
