@@ -1,9 +1,12 @@
-"""Convert a folder of NTU RGB+D `.skeleton` files into one HDF5 file of S x S x 3 MANs images.
+"""Convert a folder of NTU RGB+D `.skeleton` files (or a UT-Kinect-Action3D folder) into one HDF5 file of
+S x S x 3 MANs images.
 
 Example: python process_data.py --skeletons nturgbd_skeletons_s001_to_s017 --out data/ntu60.h5 \\
              --missing-list NTU_RGBD_samples_with_missing_skeletons.txt
 Synthetic data (no dataset needed): python process_data.py --synthetic data/synthetic --samples 600 \\
              --actions 10 --out data/synthetic.h5
+UT-Kinect: python process_data.py --dataset utkinect --skeletons UTKinect --out data/utkinect.h5
+             (a folder with joints/ and actionLabel.txt; --synthetic DIR --dataset utkinect writes one)
 Prints one summary line (kept, skipped by reason, files/s) and writes the skipped names beside the
 output (`<out stem>.skipped.csv`). Expect about 600 files/s with 2 workers on an otherwise idle
 2-core machine, under 100 MiB of memory (bench/bench_preprocess.py: 612 and 637 files/s, whole process,
@@ -25,11 +28,12 @@ from mans.skeleton_io import SkeletonFormatError
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--skeletons", help="folder of SsssCcccPpppRrrrAaaa.skeleton files")
+    source.add_argument("--skeletons", help="folder of SsssCcccPpppRrrrAaaa.skeleton files (UT-Kinect: the "
+                        "folder holding joints/ and actionLabel.txt)")
     source.add_argument("--synthetic", metavar="DIR", help="write synthetic .skeleton files into DIR "
                         "(then convert them if --out is given)")
     parser.add_argument("--out", help="HDF5 file to write (required with --skeletons)")
-    parser.add_argument("--dataset", choices=["ntu60", "ntu120"],
+    parser.add_argument("--dataset", choices=["ntu60", "ntu120", "utkinect"],
                         help="default: ntu120 if any action number > 60, else ntu60")
     parser.add_argument("--missing-list", help="file of sample names to skip (NTU's samples with missing skeletons)")
     parser.add_argument("--size", type=int, default=50, help="frames and joint columns S (224 for the large variant)")
@@ -42,13 +46,17 @@ def build_parser() -> argparse.ArgumentParser:
                         help="replace an existing output (with --synthetic: the .skeleton files in DIR too)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     synthetic = parser.add_argument_group("synthetic data (with --synthetic)")
-    synthetic.add_argument("--samples", type=int, help="number of synthetic files")
+    synthetic.add_argument("--samples", type=int, help="number of synthetic files (not for utkinect: always "
+                           "10 subjects x 2 episodes x 10 actions)")
     synthetic.add_argument("--actions", type=int, help="use actions 1..K (default: all of the dataset)")
     synthetic.add_argument("--seed", type=int, default=0)
     return parser
 
 
 def run(args: argparse.Namespace, command: str) -> None:
+    if args.dataset == "utkinect":
+        run_utkinect(args, command)
+        return
     skeletons = args.skeletons
     if args.synthetic is not None:
         if args.samples is None:
@@ -75,6 +83,28 @@ def run(args: argparse.Namespace, command: str) -> None:
         missing_list=args.missing_list, limit=args.limit, strict=args.strict, overwrite=args.overwrite,
         command=command, progress=not args.quiet,
     )
+    print(summary.line())
+
+
+def run_utkinect(args: argparse.Namespace, command: str) -> None:
+    folder = args.skeletons
+    if args.synthetic is not None:
+        from mans.synthetic import write_synthetic_utkinect
+
+        if pathlib.Path(args.synthetic, "actionLabel.txt").exists() and not args.overwrite:
+            raise FileExistsError(f"{args.synthetic} already holds a UT-Kinect folder: pass --overwrite to replace it")
+        sequences = write_synthetic_utkinect(args.synthetic, seed=args.seed)
+        print(f"{args.synthetic}: wrote {len(sequences)} synthetic UT-Kinect sequences and actionLabel.txt")
+        if args.out is None:
+            return
+        folder = args.synthetic
+    elif args.out is None:
+        raise ValueError("--skeletons needs --out FILE")
+    for option in ("missing_list", "limit"):
+        if getattr(args, option) is not None:
+            raise ValueError(f"--{option.replace('_', '-')} applies to NTU RGB+D only, not to --dataset utkinect")
+    summary = storage.convert_utkinect(folder, args.out, mode=args.mode, size=args.size, strict=args.strict,
+                                       overwrite=args.overwrite, command=command, progress=not args.quiet)
     print(summary.line())
 
 

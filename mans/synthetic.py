@@ -467,3 +467,71 @@ def write_synthetic_dataset(out_dir, samples: int, *, dataset: str = "ntu60", nu
         return [_write_one(job) for job in jobs]
     with multiprocessing.get_context("spawn").Pool(workers) as pool:
         return pool.map(_write_one, jobs, chunksize=max(1, len(jobs) // (4 * workers)))
+
+
+# UT-Kinect-Action3D (mans.utkinect): each action gets the motion program of an NTU action with a similar
+# movement, so a sequence of ten actions reads like the real recordings.
+UTKINECT_PROGRAMS = {  # UT-Kinect action -> NTU action whose program drives it
+    "walk": 59, "sitDown": 8, "standUp": 9, "pickUp": 6, "carry": 92, "throw": 7, "push": 52, "pull": 109,
+    "waveHands": 23, "clapHands": 10,
+}  # fmt: skip
+_KINECT_V1_FROM_V2 = (0, 1, 20, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19)  # 2: shoulder centre
+
+
+def _utkinect_sequence(subject: int, episode: int, rng: np.random.Generator) -> tuple[np.ndarray, list, list]:
+    """One recording: joints (N, 20, 3) in camera space, its frame numbers, and (start, end) per action."""
+    from mans.utkinect import ACTIONS
+
+    traits = performer_traits(500 + subject)
+    poses, segments = [], []
+    for action in ACTIONS:
+        idle = np.tile(traits.posture, (int(rng.integers(3, 10)), 1))  # standing between two actions
+        count = int(rng.integers(15, 45))
+        moving = _dof_tracks(UTKINECT_PROGRAMS[action], 0, traits, count, rng)
+        first = sum(len(p) for p in poses) + len(idle)
+        poses += [idle, moving]
+        segments.append((first, first + count - 1))
+    pose = pose_sequence(np.concatenate(poses), traits)  # (N, 25, 3) actor frame, facing -z
+    yaw = np.deg2rad(rng.normal(0.0, 15.0))
+    scene = pose @ _rot_y(np.array(yaw)).T + (rng.normal(0.0, 0.2), 0.1, 2.8 + rng.normal(0.0, 0.2))
+    scene += rng.normal(0.0, 0.006, scene.shape)  # sensor jitter
+    steps = rng.choice([2, 2, 2, 2, 2, 2, 4, 6], size=len(scene))  # a 15 Hz stream with gaps
+    numbers = 100 * episode + np.cumsum(steps)
+    return scene[:, list(_KINECT_V1_FROM_V2)], numbers, segments
+
+
+def write_synthetic_utkinect(out_dir, *, seed: int = 0, subjects: int = 10, episodes: int = 2,
+                             nan_segment: bool = True) -> list[str]:  # fmt: skip
+    """Write a UT-Kinect-Action3D folder: `joints/joints_sSS_eEE.txt` and `actionLabel.txt`.
+
+    Each sequence is one performer doing the ten actions in order, with idle frames between them. Like
+    the real data, frame numbers step by 2 with gaps, a few lines repeat the previous frame number with
+    other coordinates, some label lines have trailing spaces, and (nan_segment) one action of the first
+    sequence is labelled `NaN NaN`. Returns the sequence names.
+    """
+    from mans.utkinect import ACTIONS
+
+    out_dir = pathlib.Path(out_dir)
+    (out_dir / "joints").mkdir(parents=True, exist_ok=True)
+    labels, names = [], []
+    for subject in range(1, subjects + 1):
+        for episode in range(1, episodes + 1):
+            rng = np.random.default_rng((seed, subject, episode))
+            joints, numbers, segments = _utkinect_sequence(subject, episode, rng)
+            repeat = np.flatnonzero(rng.random(len(numbers)) < 0.02)  # the camera logged a frame twice
+            order = np.sort(np.concatenate([np.arange(len(numbers)), repeat]))
+            rows = joints[order]
+            second = np.flatnonzero(np.diff(order) == 0) + 1  # the repeated line: other coordinates
+            rows[second] += rng.normal(0.0, 0.01, (len(second), 20, 3))
+            table = np.concatenate([numbers[order, None], rows.reshape(len(order), -1)], axis=1)
+            name = f"s{subject:02d}_e{episode:02d}"
+            np.savetxt(out_dir / "joints" / f"joints_{name}.txt", table, fmt=["%d"] + ["%.7g"] * 60)
+            labels.append(name)
+            for k, (action, (start, end)) in enumerate(zip(ACTIONS, segments, strict=True)):
+                if nan_segment and subject == 1 and episode == 1 and action == "carry":
+                    labels.append(f"{action}:  NaN NaN")
+                    continue
+                labels.append(f"{action}: {numbers[start]} {numbers[end]}" + (" " if k % 3 == 0 else ""))
+            names.append(name)
+    (out_dir / "actionLabel.txt").write_text("\n".join(labels) + "\n")
+    return names
