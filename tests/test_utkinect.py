@@ -106,3 +106,40 @@ def test_wrong_number_of_joint_values(tmp_path):
     (tmp_path / "joints_s01_e01.txt").write_text("1 0.1 0.2 0.3\n")
     with pytest.raises(ValueError, match="expected 61 numbers per line"):
         utkinect.read_joints(tmp_path / "joints_s01_e01.txt")
+
+
+def test_synthetic_folder_through_process_data(tmp_path, repo_root):
+    import subprocess
+    import sys
+
+    from mans import splits, storage
+
+    out = tmp_path / "utk.h5"
+    command = [sys.executable, str(repo_root / "process_data.py"), "--synthetic", str(tmp_path / "utk"),
+               "--dataset", "utkinect", "--out", str(out), "--quiet"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "kept 199 of 200" in result.stdout and "no-segment 1" in result.stdout
+    meta, attrs = storage.read_metadata(out)
+    assert attrs["dataset"] == "utkinect" and attrs["num_classes"] == 10
+    assert attrs["joint_layout"] == {"bodies": 1, "joints": 20, "padded_to": 50}
+    assert attrs["class_names"][8] == "waveHands"
+    assert len(meta["name"]) == 199 and "s01_e01_carry" not in set(meta["name"])
+    assert sorted(set(meta["performer"].tolist())) == list(range(1, 11))
+    assert sorted(set(meta["replication"].tolist())) == [1, 2]
+    assert np.bincount(meta["label"]).tolist() == [20, 20, 20, 20, 19, 20, 20, 20, 20, 20]
+    import h5py
+
+    with h5py.File(out) as h5:
+        x = h5["x"][:5]
+    assert x.shape == (5, 50, 50, 3)
+    # 20 joint columns, centred like the frames: 15 zero columns before and 15 after (REFERENCE.md step 6)
+    assert np.abs(x[:, :, 15:35]).min(axis=(0, 1)).max() > 0 and not x[:, :, :15].any() and not x[:, :, 35:].any()
+    train = splits.split_mask(meta, "utkinect", "xsub")
+    assert set(meta["performer"][train]) == {1, 3, 5, 7, 9}
+    fold = splits.split_mask(meta, "utkinect", "loso-10")
+    assert set(meta["performer"][~fold]) == {10} and fold.sum() == 199 - 20
+    with pytest.raises(ValueError, match="'loso' is ten folds"):
+        splits.split_mask(meta, "utkinect", "loso")
+    again = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 2 and again.stderr.count("\n") == 1 and "--overwrite" in again.stderr
