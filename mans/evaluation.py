@@ -28,15 +28,7 @@ from mans import data as data_lib
 from mans import training
 from mans.data import UsageError
 
-REPORT_FILES = (
-    "metrics.json",
-    "per_class_accuracy.csv",
-    "confusion_matrix.csv",
-    "confusion_matrix.png",
-    "scores.npy",
-    "scores_names.txt",
-    "misclassified.csv",
-)
+REPORT_FILES = training.REPORT_FILES
 STCM_FIRST_LAYER = "stcm_stem_conv"  # mans.model's name for the STCM's first layer
 BN_SAMPLES = 4096  # training samples used to recompute BatchNormalization statistics (ours)
 

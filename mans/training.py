@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
+import functools
 import importlib
 import importlib.util
 import json
@@ -45,6 +46,16 @@ from mans.data import UsageError
 
 STATE_MEMBER = "mans_state.json"  # the resume state, stored inside last.keras / best.keras
 RUN_FILES = ("config.json", "best.keras", "last.keras", "state.json", "log.csv", "tensorboard")
+# What evaluate.py writes beside a checkpoint (mans.evaluation); --overwrite removes these as well.
+REPORT_FILES = (
+    "metrics.json",
+    "per_class_accuracy.csv",
+    "confusion_matrix.csv",
+    "confusion_matrix.png",
+    "scores.npy",
+    "scores_names.txt",
+    "misclassified.csv",
+)
 # Settings that may change between an interrupted run and its resumption: they do not change the
 # numbers (or, for `epochs`, only extend the run).
 RESUME_FREE_KEYS = frozenset({"epochs", "overwrite", "workers", "use_multiprocessing", "in_memory"})
@@ -309,6 +320,12 @@ def _plan(flags: Mapping[str, object], argv: Sequence[str] | None) -> _Plan:
         )
     except ValueError as error:
         raise UsageError(str(error)) from None
+    devices = local_devices(config.distribute)
+    if config.batch_size % devices:
+        raise UsageError(
+            f"--batch-size {config.batch_size} does not split evenly over the {devices} devices of --distribute; "
+            f"use a multiple of {devices}"
+        )
     config = dataclasses.replace(config, data=str(pathlib.Path(config.data).resolve()))
     validation = {
         "holdout": f"{config.val_fraction:g} of the training performers held out (test split unseen)",
@@ -355,7 +372,7 @@ def _check_run_folder(config: TrainConfig, record: dict) -> dict | None:
 
 def _clear_run_folder(out: pathlib.Path) -> None:
     """Remove what a previous run wrote (only the run's own files)."""
-    for name in RUN_FILES:
+    for name in RUN_FILES + REPORT_FILES:
         path = out / name
         if path.is_dir():
             shutil.rmtree(path)
@@ -520,6 +537,34 @@ def precision_policy(mixed_precision: str) -> str:
     return f"mixed_{mixed_precision}"
 
 
+@functools.cache
+def _start_jax_processes() -> None:
+    """Join a multi-process JAX run (once per process) when KERAS_DISTRIBUTION_NUM_PROCESSES > 1.
+
+    keras.distribution.initialize() reads KERAS_DISTRIBUTION_JOB_ADDRESSES, KERAS_DISTRIBUTION_NUM_PROCESSES
+    and KERAS_DISTRIBUTION_PROCESS_ID, and must run before JAX lists its devices.
+    """
+    if int(os.environ.get("KERAS_DISTRIBUTION_NUM_PROCESSES", "1")) > 1:
+        keras.distribution.initialize()
+
+
+def local_devices(distribute: bool) -> int:
+    """How many devices (of all processes) a data-parallel run splits each batch over; 1 without --distribute."""
+    if not distribute:
+        return 1
+    backend = keras.config.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return len(tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU"))
+    if backend == "jax":
+        import jax
+
+        _start_jax_processes()
+        return jax.device_count()
+    raise UsageError(f"--distribute supports the tensorflow and jax backends, not {backend}")
+
+
 @contextlib.contextmanager
 def distribution_scope(distribute: bool) -> Iterator[int]:
     """Data-parallel training over the local accelerators (or logical CPU devices); yields their count.
@@ -543,8 +588,7 @@ def distribution_scope(distribute: bool) -> Iterator[int]:
         with strategy.scope():
             yield strategy.num_replicas_in_sync
     elif backend == "jax":
-        if int(os.environ.get("KERAS_DISTRIBUTION_NUM_PROCESSES", "1")) > 1:
-            keras.distribution.initialize()
+        _start_jax_processes()
         distribution = keras.distribution.DataParallel()
         previous = keras.distribution.distribution()
         keras.distribution.set_distribution(distribution)
@@ -593,7 +637,14 @@ def _make_model(plan: _Plan) -> keras.Model:
 
 
 def _batches(plan: _Plan, rows: np.ndarray, *, train: bool, epoch: int, replicas: int) -> data_lib.SkeletonBatches:
+    """The training stream (shuffled, from `epoch`) or an ordered pass over `rows`.
+
+    Data-parallel runs need batches that split evenly over the devices (JAX refuses others): training
+    drops each epoch's last, smaller batch, and validation leaves out the last len(rows) % replicas rows.
+    """
     config = plan.config
+    if replicas > 1 and not train:
+        rows = rows[: len(rows) - len(rows) % replicas]
     x = None
     if data_lib.should_load_in_memory(config.in_memory, len(rows), plan.data.size):
         x = data_lib.load_rows(plan.data.path, rows)
