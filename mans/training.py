@@ -448,6 +448,10 @@ class ResumableReduceLROnPlateau(keras.callbacks.ReduceLROnPlateau):
 class RunCheckpoint(keras.callbacks.Callback):
     """At each epoch end: best.keras when the monitored accuracy improves, then last.keras with the state.
 
+    The state counts the epochs done, the best value and epoch, ReduceLROnPlateau's counters, the wall
+    time and the seconds of each epoch (the first one includes compilation; after a resume, the first
+    resumed epoch includes it again).
+
     Runs after ReduceLROnPlateau and CSVLogger, so that the saved state includes this epoch.
     Stops the run (RuntimeError) when the loss is not finite.
     """
@@ -480,6 +484,7 @@ class RunCheckpoint(keras.callbacks.Callback):
         self.state.update(
             epochs_done=epoch + 1,
             wall_time=float(self.state.get("wall_time", 0.0)) + now - self.started,
+            epoch_seconds=[*self.state.get("epoch_seconds", []), now - self.started],
             reduce_lr=self.reduce_lr.get_state(),
             last_logs={k: float(v) for k, v in logs.items()},
         )
