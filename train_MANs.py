@@ -84,6 +84,14 @@ def parser() -> argparse.ArgumentParser:
         default=None,
         help="ablation: resnet STCM without shortcuts",
     )
+    augment = p.add_argument_group(
+        "augmentation (training only, off at inference; default off for NTU as in the demo, on for UT-Kinect)"
+    )
+    augment.add_argument("--augment", action=argparse.BooleanOptionalAction, help="random transforms of the input")
+    augment.add_argument("--rotation", type=float, help="max degrees about the body's vertical axis, default 30")
+    augment.add_argument("--scale", type=float, help="max relative scale change, default 0.1")
+    augment.add_argument("--jitter", type=float, help="per-joint Gaussian noise in metres, default 0.005")
+    augment.add_argument("--time-warp", type=float, help="smooth frame-axis warp in [0, 1], default 0.3")
     p.add_argument("--imagenet-weights", help="HDF5 of ImageNet weights for the densenet161 STCM (by layer name)")
     p.add_argument(
         "--mixed-precision",

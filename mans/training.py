@@ -102,6 +102,11 @@ class TrainConfig:
     use_tarm: bool = _paper(True)
     stcm_residual: bool = _paper(True)
     imagenet_weights: str | None = _ours(None)
+    augment: bool = _paper(False)  # the demo trains without augmentation; strengths below apply when on
+    rotation: float = _ours(30.0)  # degrees about the body's vertical axis (mans.augment)
+    scale: float = _ours(0.1)  # relative
+    jitter: float = _ours(0.005)  # metres, per joint
+    time_warp: float = _ours(0.3)  # 0..1
     mixed_precision: str = _ours("off")
     jit_compile: bool | None = _ours(None)
     in_memory: str = _ours("auto")
@@ -195,6 +200,10 @@ def check_config(config: TrainConfig) -> None:
         ("reduce_lr_patience", config.reduce_lr_patience >= 0, ">= 0"),
         ("reduce_lr_cooldown", config.reduce_lr_cooldown >= 0, ">= 0"),
         ("min_lr", config.min_lr >= 0, ">= 0"),
+        ("rotation", 0 <= config.rotation <= 180, "in [0, 180] degrees"),
+        ("scale", 0 <= config.scale < 1, "in [0, 1)"),
+        ("jitter", config.jitter >= 0, ">= 0"),
+        ("time_warp", 0 <= config.time_warp <= 1, "in [0, 1]"),
         ("workers", config.workers >= 1, ">= 1"),
         ("steps_per_epoch", config.steps_per_epoch is None or config.steps_per_epoch >= 1, ">= 1"),
         ("max_train_samples", config.max_train_samples is None or config.max_train_samples >= 1, ">= 1"),
@@ -618,6 +627,13 @@ def _compile(model: keras.Model, config: TrainConfig, num_classes: int) -> None:
     )
 
 
+def augmentation_strengths(config: TrainConfig) -> dict[str, float] | None:
+    """The training-only input transforms of `mans.augment`, or None when augmentation is off."""
+    if not config.augment:
+        return None
+    return {"rotation": config.rotation, "scale": config.scale, "jitter": config.jitter, "time_warp": config.time_warp}
+
+
 def _make_model(plan: _Plan) -> keras.Model:
     """Build and compile the model; on resume, load weights and optimizer state from last.keras."""
     config = plan.config
@@ -633,6 +649,8 @@ def _make_model(plan: _Plan) -> keras.Model:
         stcm_residual=config.stcm_residual,
         reset_after=config.reset_after,
         imagenet_weights=config.imagenet_weights,
+        augmentation=augmentation_strengths(config),
+        augmentation_seed=config.seed,
     )
     _compile(model, config, plan.data.num_classes)
     if plan.resume_state is not None:
@@ -672,13 +690,18 @@ def _truncate_log(path: pathlib.Path, epochs_done: int) -> None:
     """Drop rows of epochs after `epochs_done` that an interrupted run logged but did not save."""
     if not path.is_file():
         return
-    lines = path.read_text().splitlines(keepends=True)
-    if not lines:
-        return
-    kept = [lines[0]] + [
-        line for line in lines[1:] if line.split(",", 1)[0].isdigit() and int(line.split(",", 1)[0]) < epochs_done
-    ]
-    path.write_text("".join(kept))
+    with open(path, newline="") as f:  # keep CSVLogger's line endings as they are
+        lines = f.readlines()
+    kept = lines[:1] + [line for line in lines[1:] if _logged_epoch(line) < epochs_done]
+    if len(kept) != len(lines):
+        with open(path, "w", newline="") as f:
+            f.writelines(kept)
+
+
+def _logged_epoch(line: str) -> float:
+    """The epoch number (0-based) that starts a log.csv row; infinity for a malformed row."""
+    first = line.split(",", 1)[0].strip()
+    return int(first) if first.isdigit() else float("inf")
 
 
 def _tensorboard(out: pathlib.Path) -> list[keras.callbacks.Callback]:
