@@ -42,6 +42,7 @@ import mans
 from mans import data as data_lib
 from mans import datasets
 from mans import model as model_lib
+from mans import splits as splits_lib
 from mans.data import UsageError
 
 STATE_MEMBER = "mans_state.json"  # the resume state, stored inside last.keras / best.keras
@@ -737,7 +738,27 @@ def _result(plan: _Plan, state: Mapping[str, object], monitor: str, status: str)
     )
 
 
-def train(flags: Mapping[str, object], argv: Sequence[str] | None = None) -> TrainResult:
+def train(flags: Mapping[str, object], argv: Sequence[str] | None = None) -> TrainResult | list[TrainResult]:
+    """Train as `flags` ask; a benchmark of several folds ("loso") trains each fold in `out/<fold>`.
+
+    Returns one TrainResult, or one per fold. Each run resumes where it stopped when run again.
+    """
+    benchmark = flags.get("benchmark")
+    folds = splits_lib.folds(str(benchmark)) if benchmark else ()
+    if len(folds) <= 1:
+        return train_one(flags, argv)
+    if not flags.get("out"):
+        raise UsageError("both data and out are required")
+    results = []
+    for number, fold in enumerate(folds, start=1):
+        print(f"== fold {number}/{len(folds)}: {fold}")
+        results.append(train_one({**flags, "benchmark": fold, "out": str(pathlib.Path(flags["out"]) / fold)}, argv))
+    print(f"done: {len(folds)} folds of {benchmark} in {flags['out']}; evaluate them all with "
+          f"evaluate.py {flags['out']} --data {flags.get('data')} --benchmark {benchmark}")
+    return results
+
+
+def train_one(flags: Mapping[str, object], argv: Sequence[str] | None = None) -> TrainResult:
     """Train (or resume, or report a finished run) as `flags` ask; prints a one-line summary.
 
     Args:

@@ -88,6 +88,13 @@ def test_reduce_lr_state_survives_train_begin():
     assert callback.get_state() == {"wait": 2, "cooldown_counter": 1, "best": 0.7}
 
 
+def test_log_rows_of_unsaved_epochs_are_dropped(tmp_path):
+    log = tmp_path / "log.csv"
+    log.write_bytes(b"epoch,loss\r\n0,2.5\r\n1,2.0\r\n2,1.5\r\n")
+    training._truncate_log(log, 2)  # the run saved 2 epochs, then died after logging a third
+    assert log.read_bytes() == b"epoch,loss\r\n0,2.5\r\n1,2.0\r\n"
+
+
 def run_script(capsys, *argv: str) -> tuple[int, str]:
     code = train_MANs.main(list(argv))
     return code, capsys.readouterr().err
