@@ -141,6 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     except training.UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except training.TrainingDiverged as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(
             f"\ninterrupted: run the same command to resume from the last finished epoch in {args.out}", file=sys.stderr

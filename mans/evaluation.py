@@ -18,6 +18,7 @@ import datetime
 import json
 import os
 import pathlib
+import sys
 import zipfile
 from collections.abc import Sequence
 
@@ -25,6 +26,7 @@ import keras
 import numpy as np
 
 from mans import data as data_lib
+from mans import splits as splits_lib
 from mans import training
 from mans.data import UsageError
 
@@ -305,6 +307,17 @@ def _bn_rows(checkpoint: pathlib.Path, data: data_lib.DataFile, benchmark: str, 
     ).fit
 
 
+def _note_mode_mismatch(checkpoint: pathlib.Path, data: data_lib.DataFile) -> None:
+    """Warn (stderr) when the run record says the checkpoint was trained on other preprocessing."""
+    record = run_record(checkpoint)
+    trained = record["data_attrs"].get("mode") if record else None
+    if trained is not None and trained != data.attrs.get("mode"):
+        print(
+            f"note: {checkpoint} was trained on {trained} data, {data.path} is {data.attrs.get('mode')}",
+            file=sys.stderr,
+        )
+
+
 def evaluate(
     checkpoint: str | os.PathLike,
     data_path: str | os.PathLike,
@@ -339,7 +352,8 @@ def evaluate(
     model = load_checkpoint(checkpoint)
     check_model_fits(model, data, checkpoint)
     out = checkpoint.parent if out is None else pathlib.Path(out)
-    extra: dict[str, object] = {"bn_statistics": "as saved"}
+    _note_mode_mismatch(checkpoint, data)
+    extra: dict[str, object] = {"data_mode": data.attrs.get("mode"), "bn_statistics": "as saved"}
     if recompute_bn_stats:
         rows = _bn_rows(checkpoint, data, benchmark, splits.fit)
         if len(rows) > bn_samples:
@@ -359,6 +373,41 @@ def evaluate(
         **extra,
     }
     return write_reports(out, scores, labels, names, data.class_names, metrics)
+
+
+def evaluate_folds(
+    run_dir: str | os.PathLike,
+    data_path: str | os.PathLike,
+    benchmark: str,
+    checkpoint_name: str = "best.keras",
+    **options: object,
+) -> dict:
+    """Evaluate every fold of a multi-fold benchmark ("loso") trained by train_MANs.py into `run_dir`.
+
+    Fold K's checkpoint is `run_dir/<fold>/<checkpoint_name>`; its reports go to `run_dir/<fold>/`.
+    Writes `run_dir/<benchmark>_metrics.json`: the mean and standard deviation over the folds of top1, top5
+    and mean_class_accuracy, and each fold's metrics. `options`: as for `evaluate`.
+    """
+    run_dir = pathlib.Path(run_dir)
+    folds = splits_lib.folds(benchmark)
+    checkpoints = [run_dir / fold / checkpoint_name for fold in folds]
+    missing = [str(path) for path in checkpoints if not path.is_file()]
+    if missing:
+        raise UsageError(
+            f"expected one checkpoint per {benchmark} fold in {run_dir}, found none at {missing[0]}"
+            f"{f' and {len(missing) - 1} more' if len(missing) > 1 else ''} (train them with train_MANs.py "
+            f"--benchmark {benchmark} --out {run_dir})"
+        )
+    per_fold = {fold: evaluate(path, data_path, fold, **options) for fold, path in zip(folds, checkpoints, strict=True)}
+    summary: dict[str, object] = {"benchmark": benchmark, "data": str(pathlib.Path(data_path).resolve()),
+                                  "checkpoint": checkpoint_name, "folds": len(folds)}
+    for key in ("top1", "top5", "mean_class_accuracy"):
+        values = np.array([metrics[key] for metrics in per_fold.values()])
+        summary[key], summary[f"{key}_std"] = float(values.mean()), float(values.std())
+    summary["num_samples"] = sum(int(metrics["num_samples"]) for metrics in per_fold.values())
+    summary["per_fold"] = per_fold
+    training.write_json_atomic(run_dir / f"{benchmark}_metrics.json", summary)
+    return summary
 
 
 def _preprocess_settings(checkpoint: pathlib.Path, data_path: str | os.PathLike | None) -> dict:

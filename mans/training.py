@@ -63,6 +63,10 @@ RESUME_FREE_KEYS = frozenset({"epochs", "overwrite", "workers", "use_multiproces
 KILL_AFTER_EPOCH_ENV = "MANS_TEST_KILL_AFTER_EPOCH"  # tests only: hard exit after that many epochs
 
 
+class TrainingDiverged(RuntimeError):
+    """The training loss became NaN or infinite; the run stopped without saving that epoch."""
+
+
 def _paper(default: object) -> dataclasses.Field:
     return dataclasses.field(default=default, metadata={"source": "paper"})
 
@@ -463,7 +467,7 @@ class RunCheckpoint(keras.callbacks.Callback):
     resumed epoch includes it again).
 
     Runs after ReduceLROnPlateau and CSVLogger, so that the saved state includes this epoch.
-    Stops the run (RuntimeError) when the loss is not finite.
+    Stops the run without saving when the epoch's loss is not finite (`diverged` says when).
     """
 
     def __init__(
@@ -481,12 +485,15 @@ class RunCheckpoint(keras.callbacks.Callback):
         self.state = dict(state)
         self.write = write
         self.started = time.monotonic()
+        self.diverged: tuple[int, object] | None = None
 
     def on_epoch_end(self, epoch: int, logs: Mapping | None = None) -> None:
         logs = dict(logs or {})
         loss = logs.get("loss")
         if loss is None or not math.isfinite(float(loss)):
-            raise RuntimeError(f"the training loss is {loss} after epoch {epoch + 1}; stopping (try a smaller --lr)")
+            self.model.stop_training = True
+            self.diverged = (epoch + 1, loss)
+            return
         value = float(logs.get(self.monitor, float("nan")))
         best = self.state.get("best_value")
         improved = math.isfinite(value) and (best is None or value > best)
@@ -753,8 +760,10 @@ def train(flags: Mapping[str, object], argv: Sequence[str] | None = None) -> Tra
     for number, fold in enumerate(folds, start=1):
         print(f"== fold {number}/{len(folds)}: {fold}")
         results.append(train_one({**flags, "benchmark": fold, "out": str(pathlib.Path(flags["out"]) / fold)}, argv))
-    print(f"done: {len(folds)} folds of {benchmark} in {flags['out']}; evaluate them all with "
-          f"evaluate.py {flags['out']} --data {flags.get('data')} --benchmark {benchmark}")
+    print(
+        f"done: {len(folds)} folds of {benchmark} in {flags['out']}; evaluate them all with "
+        f"evaluate.py {flags['out']} --data {flags.get('data')} --benchmark {benchmark}"
+    )
     return results
 
 
@@ -851,4 +860,10 @@ def _fit(plan: _Plan, model: keras.Model, state: dict, monitor: str, replicas: i
         train_data.close()
         if val_data is not None:
             val_data.close()
+    if checkpoint.diverged is not None:
+        epoch, loss = checkpoint.diverged
+        raise TrainingDiverged(
+            f"the training loss is {loss} in epoch {epoch}; stopped, {out / 'last.keras'} holds epoch "
+            f"{epoch - 1} (try a smaller --lr in a new --out)"
+        )
     return checkpoint.state
