@@ -111,9 +111,7 @@ def open_data(path: str | os.PathLike) -> DataFile:
     size = int(attrs["size"])
     expected = (len(meta["label"]), size, size, 3)
     if shape != expected:
-        raise ValueError(
-            f"{path}: expected /x of shape {expected} (from /label and attrs size), found {shape}"
-        )
+        raise ValueError(f"{path}: expected /x of shape {expected} (from /label and attrs size), found {shape}")
     return DataFile(path=path, meta=meta, attrs=attrs)
 
 
@@ -232,6 +230,8 @@ class SkeletonBatches(keras.utils.PyDataset):
             that split evenly over the devices).
         x: an in-memory copy of the rows' images, (len(rows), S, S, 3), aligned with `rows`; None to
             read from the file.
+        shard: (index, count): serve only every count-th sample of each batch, from the index-th on (a
+            multi-process JAX run: each process feeds its own part of the global batch).
         workers, use_multiprocessing, max_queue_size: see `keras.utils.PyDataset`.
     """
 
@@ -247,13 +247,12 @@ class SkeletonBatches(keras.utils.PyDataset):
         max_steps: int | None = None,
         drop_remainder: bool = False,
         x: np.ndarray | None = None,
+        shard: tuple[int, int] = (0, 1),
         workers: int = 1,
         use_multiprocessing: bool = False,
         max_queue_size: int = 10,
     ):
-        super().__init__(
-            workers=workers, use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size
-        )
+        super().__init__(workers=workers, use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size)
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1. Received: batch_size={batch_size}")
         self.path = str(path)
@@ -267,12 +266,11 @@ class SkeletonBatches(keras.utils.PyDataset):
         self.shuffle_seed = shuffle_seed
         self.initial_epoch = int(initial_epoch)
         self.x = x
+        self.shard = (int(shard[0]), int(shard[1]))
+        if not 0 <= self.shard[0] < self.shard[1]:
+            raise ValueError(f"shard must be (index, count) with 0 <= index < count. Received: {shard}")
         n = len(self.rows)
-        full = (
-            n // self.batch_size
-            if drop_remainder and n >= self.batch_size
-            else math.ceil(n / self.batch_size)
-        )
+        full = n // self.batch_size if drop_remainder and n >= self.batch_size else math.ceil(n / self.batch_size)
         self.steps_per_epoch = min(full, max_steps) if max_steps else full
         self._file: h5py.File | None = None
         self._pid: int | None = None
@@ -287,22 +285,21 @@ class SkeletonBatches(keras.utils.PyDataset):
         return self.steps_per_epoch
 
     def positions(self, index: int) -> np.ndarray:
-        """Positions (into `rows`, ascending) of the samples of batch `index`."""
+        """Positions (into `rows`, ascending) of the samples of batch `index` (this process's shard)."""
         if self.shuffle_seed is None:
             if not 0 <= index < self.steps_per_epoch:
                 raise IndexError(f"batch {index} out of range [0, {self.steps_per_epoch})")
-            return np.arange(index * self.batch_size, min((index + 1) * self.batch_size, len(self.rows)))
-        epoch = self.initial_epoch + index // self.steps_per_epoch
-        step = index % self.steps_per_epoch
-        order = self.epoch_order(epoch)
-        return np.sort(order[step * self.batch_size : (step + 1) * self.batch_size])
+            chosen = np.arange(index * self.batch_size, min((index + 1) * self.batch_size, len(self.rows)))
+        else:
+            epoch = self.initial_epoch + index // self.steps_per_epoch
+            step = index % self.steps_per_epoch
+            chosen = np.sort(self.epoch_order(epoch)[step * self.batch_size : (step + 1) * self.batch_size])
+        return chosen[self.shard[0] :: self.shard[1]]
 
     def epoch_order(self, epoch: int) -> np.ndarray:
         """The permutation of positions used in `epoch` (shuffled mode)."""
         if self._order_epoch != epoch:
-            self._order = np.random.default_rng((int(self.shuffle_seed), int(epoch))).permutation(
-                len(self.rows)
-            )
+            self._order = np.random.default_rng((int(self.shuffle_seed), int(epoch))).permutation(len(self.rows))
             self._order_epoch = epoch
         return self._order
 

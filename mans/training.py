@@ -689,9 +689,20 @@ def _batches(plan: _Plan, rows: np.ndarray, *, train: bool, epoch: int, replicas
         max_steps=config.steps_per_epoch if train else None,
         drop_remainder=train and replicas > 1,
         x=x,
+        shard=_process_shard(config.distribute),
         workers=config.workers,
         use_multiprocessing=config.use_multiprocessing,
     )
+
+
+def _process_shard(distribute: bool) -> tuple[int, int]:
+    """(process index, process count) of a multi-process JAX run, whose processes feed their own part of
+    each global batch; (0, 1) otherwise (TensorFlow's MultiWorkerMirroredStrategy shards by itself)."""
+    if distribute and keras.config.backend() == "jax":
+        import jax
+
+        return jax.process_index(), jax.process_count()
+    return 0, 1
 
 
 def _truncate_log(path: pathlib.Path, epochs_done: int) -> None:

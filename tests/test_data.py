@@ -137,3 +137,14 @@ def test_step_cap_and_drop_remainder(h5):
     assert batches(h5, rows, shuffle_seed=0, drop_remainder=True).steps_per_epoch == 2
     with pytest.raises(ValueError, match="empty"):
         batches(h5, rows[:0])
+
+
+def test_process_shards_partition_each_batch(h5):
+    rows = np.arange(40)
+    whole = batches(h5, rows, shuffle_seed=2)
+    parts = [batches(h5, rows, shuffle_seed=2, shard=(i, 2)) for i in range(2)]
+    for index in (0, 4, 7):
+        pieces = np.concatenate([part.positions(index) for part in parts])
+        assert sorted(pieces) == list(whole.positions(index))
+    with pytest.raises(ValueError, match="shard"):
+        batches(h5, rows, shard=(2, 2))
