@@ -39,9 +39,13 @@ def backend_logs_silenced():
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("checkpoint", nargs="?", help=".keras checkpoint from train_MANs.py")
+    p.add_argument("checkpoint", nargs="?", help=".keras checkpoint from train_MANs.py (with --benchmark loso: the "
+                   "run folder holding the folds)")
     p.add_argument("--data", help="HDF5 file from process_data.py")
-    p.add_argument("--benchmark", default="xsub", help="xsub or xview (NTU-60), xsub or xset (NTU-120); default xsub")
+    p.add_argument("--benchmark", default="xsub", help="xsub or xview (NTU-60), xsub or xset (NTU-120), xsub, loso "
+                   "or loso-K (UT-Kinect); default xsub")
+    p.add_argument("--fold-checkpoint", default="best.keras",
+                   help="with --benchmark loso: the checkpoint evaluated in each fold's folder (default best.keras)")
     p.add_argument("--out", help="folder for the reports (default: the checkpoint's folder)")
     p.add_argument("--batch-size", type=int, default=256, help="images per forward pass (default 256)")
     p.add_argument(
@@ -96,16 +100,17 @@ def run(args: argparse.Namespace, evaluation) -> None:
         return
     if not args.data:
         raise UsageError("expected --data (the HDF5 file to evaluate on)")
-    metrics = evaluation.evaluate(
-        args.checkpoint,
-        args.data,
-        args.benchmark,
-        args.out,
-        batch_size=args.batch_size,
-        in_memory=args.in_memory,
-        recompute_bn_stats=args.recompute_bn_stats,
-        bn_samples=args.bn_samples,
-    )
+    options = {"batch_size": args.batch_size, "in_memory": args.in_memory,
+               "recompute_bn_stats": args.recompute_bn_stats, "bn_samples": args.bn_samples}
+    if args.benchmark == "loso":
+        summary = evaluation.evaluate_folds(args.checkpoint, args.data, args.benchmark, args.fold_checkpoint, **options)
+        for fold, metrics in summary["per_fold"].items():
+            print(f"{fold}: top-1 {metrics['top1']:.2%} ({metrics['num_samples']} samples)")
+        print(f"{args.benchmark} mean over {summary['folds']} folds: top-1 {summary['top1']:.2%} "
+              f"+- {summary['top1_std']:.2%}, top-5 {summary['top5']:.2%}, mean per-class "
+              f"{summary['mean_class_accuracy']:.2%}; {args.checkpoint}/{args.benchmark}_metrics.json")
+        return
+    metrics = evaluation.evaluate(args.checkpoint, args.data, args.benchmark, args.out, **options)
     _print_metrics(metrics)
     print(f"reports in {args.out or pathlib.Path(args.checkpoint).parent}")
 
