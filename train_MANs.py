@@ -54,7 +54,7 @@ def parser() -> argparse.ArgumentParser:
         choices=["holdout", "test", "none"],
         help="validation data: holdout (default: a part "
         "of the training performers), test (the authors' protocol: best epoch chosen on the test "
-        "split), none",
+        "split), none (best.keras is the last epoch)",
     )
     p.add_argument("--val-fraction", type=float, help="share of training performers held out, default 0.1")
     p.add_argument("--reduce-lr-factor", type=float, help="ReduceLROnPlateau factor, default 0.2")

@@ -344,7 +344,7 @@ def _plan(flags: Mapping[str, object], argv: Sequence[str] | None) -> _Plan:
     validation = {
         "holdout": f"{config.val_fraction:g} of the training performers held out (test split unseen)",
         "test": "the test split (the authors' protocol: the best epoch is chosen on test)",
-        "none": "none (the best epoch is chosen on training accuracy)",
+        "none": "none (best.keras is the last epoch)",
     }[config.val]
     record = {
         "config": dataclasses.asdict(config),
@@ -462,6 +462,8 @@ class ResumableReduceLROnPlateau(keras.callbacks.ReduceLROnPlateau):
 class RunCheckpoint(keras.callbacks.Callback):
     """At each epoch end: best.keras when the monitored accuracy improves, then last.keras with the state.
 
+    monitor="epoch" (no validation data) makes every epoch an improvement: best.keras is the last epoch.
+
     The state counts the epochs done, the best value and epoch, ReduceLROnPlateau's counters, the wall
     time and the seconds of each epoch (the first one includes compilation; after a resume, the first
     resumed epoch includes it again).
@@ -494,7 +496,7 @@ class RunCheckpoint(keras.callbacks.Callback):
             self.model.stop_training = True
             self.diverged = (epoch + 1, loss)
             return
-        value = float(logs.get(self.monitor, float("nan")))
+        value = float(epoch + 1) if self.monitor == "epoch" else float(logs.get(self.monitor, float("nan")))
         best = self.state.get("best_value")
         improved = math.isfinite(value) and (best is None or value > best)
         now = time.monotonic()
@@ -735,7 +737,12 @@ def _tensorboard(out: pathlib.Path) -> list[keras.callbacks.Callback]:
 def _summary(state: Mapping[str, object], monitor: str, config: TrainConfig, status: str) -> str:
     wall = float(state.get("wall_time", 0.0))
     best = state.get("best_value")
-    best_text = f"best {monitor} {best:.4f} at epoch {state.get('best_epoch')}" if best is not None else f"no {monitor}"
+    if monitor == "epoch":
+        best_text = "no validation, best.keras is the last epoch"
+    elif best is not None:
+        best_text = f"best {monitor} {best:.4f} at epoch {state.get('best_epoch')}"
+    else:
+        best_text = f"no {monitor}"
     verb = "run already complete" if status == "complete" else "done"
     return (
         f"{verb}: {best_text} of {state.get('epochs_done', 0)}/{config.epochs} epochs, "
@@ -792,7 +799,7 @@ def train_one(flags: Mapping[str, object], argv: Sequence[str] | None = None) ->
     plan = _plan(flags, argv)
     config = plan.config
     out = pathlib.Path(config.out)
-    monitor = "accuracy" if config.val == "none" else "val_accuracy"
+    monitor = "epoch" if config.val == "none" else "val_accuracy"
     state = dict(plan.resume_state or {"epochs_done": 0, "monitor": monitor})
     if state["epochs_done"] >= config.epochs:
         result = _result(plan, state, monitor, "complete")
