@@ -68,8 +68,7 @@ class TARM(keras.layers.Layer):
         _check_int("attention_ratio", attention_ratio, 1)
         _check_rate("dropout", dropout)
         _check_rate("recurrent_dropout", recurrent_dropout)
-        if isinstance(l2, bool) or not isinstance(l2, (int, float)) or l2 < 0:
-            raise ValueError(f"`l2` must be a number >= 0. Received: l2={l2!r}")
+        _check_l2(l2)
         if not isinstance(reset_after, bool):
             raise ValueError(f"`reset_after` must be True or False. Received: reset_after={reset_after!r}")
         if channel is not None:
@@ -176,6 +175,11 @@ class TARM(keras.layers.Layer):
 def _check_int(name: str, value, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"`{name}` must be an integer >= {minimum}. Received: {name}={value!r}")
+
+
+def _check_l2(l2: object) -> None:
+    if isinstance(l2, bool) or not isinstance(l2, (int, float)) or l2 < 0:
+        raise ValueError(f"`l2` must be a number >= 0. Received: l2={l2!r}")
 
 
 def _check_rate(name: str, value) -> None:

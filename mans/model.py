@@ -36,7 +36,7 @@ import keras
 import numpy as np
 
 from mans import augment
-from mans.layers import TARM, _check_int, _check_rate
+from mans.layers import TARM, _check_int, _check_l2, _check_rate
 
 __all__ = [
     "TARM",
@@ -123,8 +123,7 @@ def build_model(
     _check_int("attention_ratio", attention_ratio, 1)
     _check_rate("dropout", dropout)
     _check_rate("recurrent_dropout", recurrent_dropout)
-    if isinstance(l2, bool) or not isinstance(l2, (int, float)) or l2 < 0:
-        raise ValueError(f"`l2` must be a number >= 0. Received: l2={l2!r}")
+    _check_l2(l2)
     flags = {"use_tarm": use_tarm, "stcm_residual": stcm_residual, "reset_after": reset_after}
     for flag, value in flags.items():
         if not isinstance(value, bool):
