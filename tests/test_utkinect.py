@@ -143,3 +143,31 @@ def test_synthetic_folder_through_process_data(tmp_path, repo_root):
         splits.split_mask(meta, "utkinect", "loso")
     again = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert again.returncode == 2 and again.stderr.count("\n") == 1 and "--overwrite" in again.stderr
+
+
+def test_utkinect_defaults_train_and_evaluate_end_to_end(tmp_path, repo_root):
+    """Synthetic UT-Kinect folder -> process_data.py -> a short train_MANs.py run -> evaluate.py."""
+    import json
+    import subprocess
+    import sys
+
+    def script(*argv: str) -> subprocess.CompletedProcess:
+        result = subprocess.run([sys.executable, *argv], cwd=repo_root, capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stderr[-3000:]
+        return result
+
+    data, run = tmp_path / "utk.h5", tmp_path / "run"
+    script("process_data.py", "--synthetic", str(tmp_path / "utk"), "--dataset", "utkinect", "--out", str(data),
+           "--quiet")
+    script("train_MANs.py", "--data", str(data), "--benchmark", "xsub", "--out", str(run), "--epochs", "1",
+           "--steps-per-epoch", "2", "--gru-units", "4")
+    record = json.loads((run / "config.json").read_text())
+    config, sources = record["config"], record["sources"]
+    assert (config["batch_size"], config["augment"], config["val"]) == (16, True, "none")
+    assert sources["batch_size"] == sources["augment"] == sources["val"] == "dataset"
+    assert sources["epochs"] == "flag" and record["splits"] == {"fit": 99, "val": 0, "test": 100}
+    printed = script("evaluate.py", str(run / "best.keras"), "--data", str(data), "--benchmark", "xsub").stdout
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["num_samples"] == 100 and "(100 xsub test samples)" in printed
+    names = (run / "per_class_accuracy.csv").read_text()
+    assert "waveHands" in names and "clapHands" in names
