@@ -19,7 +19,9 @@ from mans import data as data_lib
 from mans import training
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-TRAIN = ["--benchmark", "xsub", "--epochs", "2", "--batch-size", "8", "--steps-per-epoch", "3", "--gru-units", "8"]
+# --augment: the random input transforms must also come back exactly after a resume
+TRAIN = ["--benchmark", "xsub", "--epochs", "2", "--batch-size", "8", "--steps-per-epoch", "3", "--gru-units", "8",
+         "--augment"]
 
 
 def script(name: str, *argv: str, env: dict | None = None) -> subprocess.CompletedProcess:
