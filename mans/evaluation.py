@@ -439,6 +439,11 @@ def predict_files(
 
     checkpoint = pathlib.Path(checkpoint)
     attrs = _preprocess_settings(checkpoint, data_path)
+    if attrs.get("dataset") not in ("ntu60", "ntu120"):
+        raise UsageError(
+            f"{checkpoint} was trained on {attrs.get('dataset')} data; --skeleton reads NTU RGB+D .skeleton files "
+            "and needs an NTU checkpoint"
+        )
     model = load_checkpoint(checkpoint)
     size, mode = int(attrs["size"]), str(attrs["mode"])
     class_names = attrs["class_names"]

@@ -171,3 +171,9 @@ def test_utkinect_defaults_train_and_evaluate_end_to_end(tmp_path, repo_root):
     assert metrics["num_samples"] == 100 and "(100 xsub test samples)" in printed
     names = (run / "per_class_accuracy.csv").read_text()
     assert "waveHands" in names and "clapHands" in names
+    ntu_file = tmp_path / "S001C001P001R001A001.skeleton"
+    ntu_file.write_text("0\r\n")
+    refused = subprocess.run([sys.executable, "evaluate.py", str(run / "best.keras"), "--skeleton", str(ntu_file)],
+                             cwd=repo_root, capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1
+    assert "trained on utkinect data; --skeleton reads NTU RGB+D" in refused.stderr
