@@ -53,58 +53,49 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run(args: argparse.Namespace, command: str) -> None:
+def write_synthetic(args: argparse.Namespace) -> None:
+    """--synthetic DIR: write synthetic recordings of the dataset asked for (NTU by default) into DIR."""
+    folder = pathlib.Path(args.synthetic)
     if args.dataset == "utkinect":
-        run_utkinect(args, command)
-        return
-    skeletons = args.skeletons
-    if args.synthetic is not None:
-        if args.samples is None:
-            raise ValueError("--synthetic needs --samples N")
-        from mans.synthetic import write_synthetic_dataset
-
-        old = sorted(pathlib.Path(args.synthetic).glob("*.skeleton"))
-        if old and not args.overwrite:
-            raise FileExistsError(f"{args.synthetic} already holds {len(old)} .skeleton files: "
-                                  "pass --overwrite to replace them")
-        for path in old:
-            path.unlink()
-        paths = write_synthetic_dataset(args.synthetic, args.samples, dataset=args.dataset or "ntu60",
-                                        num_actions=args.actions, seed=args.seed,
-                                        workers=args.workers or 1)
-        print(f"{args.synthetic}: wrote {len(paths)} synthetic .skeleton files")
-        if args.out is None:
-            return
-        skeletons = args.synthetic
-    elif args.out is None:
-        raise ValueError("--skeletons needs --out FILE")
-    summary = storage.convert_folder(
-        skeletons, args.out, dataset=args.dataset, mode=args.mode, size=args.size, workers=args.workers,
-        missing_list=args.missing_list, limit=args.limit, strict=args.strict, overwrite=args.overwrite,
-        command=command, progress=not args.quiet,
-    )
-    print(summary.line())
-
-
-def run_utkinect(args: argparse.Namespace, command: str) -> None:
-    folder = args.skeletons
-    if args.synthetic is not None:
         from mans.synthetic import write_synthetic_utkinect
 
-        if pathlib.Path(args.synthetic, "actionLabel.txt").exists() and not args.overwrite:
-            raise FileExistsError(f"{args.synthetic} already holds a UT-Kinect folder: pass --overwrite to replace it")
-        sequences = write_synthetic_utkinect(args.synthetic, seed=args.seed)
-        print(f"{args.synthetic}: wrote {len(sequences)} synthetic UT-Kinect sequences and actionLabel.txt")
+        if (folder / "actionLabel.txt").exists() and not args.overwrite:
+            raise FileExistsError(f"{folder} already holds a UT-Kinect folder: pass --overwrite to replace it")
+        sequences = write_synthetic_utkinect(folder, seed=args.seed)
+        print(f"{folder}: wrote {len(sequences)} synthetic UT-Kinect sequences and actionLabel.txt")
+        return
+    if args.samples is None:
+        raise ValueError("--synthetic needs --samples N")
+    from mans.synthetic import write_synthetic_dataset
+
+    old = sorted(folder.glob("*.skeleton"))
+    if old and not args.overwrite:
+        raise FileExistsError(f"{folder} already holds {len(old)} .skeleton files: pass --overwrite to replace them")
+    for path in old:
+        path.unlink()
+    paths = write_synthetic_dataset(folder, args.samples, dataset=args.dataset or "ntu60", num_actions=args.actions,
+                                    seed=args.seed, workers=args.workers or 1)
+    print(f"{folder}: wrote {len(paths)} synthetic .skeleton files")
+
+
+def run(args: argparse.Namespace, command: str) -> None:
+    if args.synthetic is not None:
+        write_synthetic(args)
         if args.out is None:
             return
-        folder = args.synthetic
     elif args.out is None:
         raise ValueError("--skeletons needs --out FILE")
-    for option in ("missing_list", "limit"):
-        if getattr(args, option) is not None:
-            raise ValueError(f"--{option.replace('_', '-')} applies to NTU RGB+D only, not to --dataset utkinect")
-    summary = storage.convert_utkinect(folder, args.out, mode=args.mode, size=args.size, strict=args.strict,
-                                       overwrite=args.overwrite, command=command, progress=not args.quiet)
+    source = args.synthetic if args.synthetic is not None else args.skeletons
+    common = {"mode": args.mode, "size": args.size, "strict": args.strict, "overwrite": args.overwrite,
+              "command": command, "progress": not args.quiet}
+    if args.dataset == "utkinect":
+        for option in ("missing_list", "limit"):
+            if getattr(args, option) is not None:
+                raise ValueError(f"--{option.replace('_', '-')} applies to NTU RGB+D only, not to --dataset utkinect")
+        summary = storage.convert_utkinect(source, args.out, **common)
+    else:
+        summary = storage.convert_folder(source, args.out, dataset=args.dataset, workers=args.workers,
+                                         missing_list=args.missing_list, limit=args.limit, **common)
     print(summary.line())
 
 
