@@ -1,8 +1,9 @@
 """Memory Attention Networks (MANs) for skeleton-based action recognition, in Keras 3.
 
-Layers, lowest first (a module imports only from layers below it):
-    skeleton_io, synthetic, splits, datasets, preprocess, storage   numpy / h5py only, no Keras
-    model                                                           keras, keras.ops
+Layers, lowest first (a module imports only from its own layer or those above it in this list):
+    skeleton_io, utkinect, preprocess, splits, datasets,
+    synthetic, storage, cli                                         numpy / h5py / pandas only, no Keras
+    layers, augment, model                                          keras, keras.ops
     data, training, evaluation                                      the run-level logic
 
 `import mans` does not import Keras: `mans.build_model` is loaded on first use, so preprocessing
