@@ -155,3 +155,10 @@ def test_bad_inputs_are_one_line_errors(capsys, checkpoint, h5, tmp_path):
     assert "(60, 60, 3)" in script_error(capsys, small, "--data", h5)
     assert "at least 2" in script_error(capsys, "--ensemble", tmp_path / "x.npy", "--data", h5)
     assert not (tmp_path / "metrics.json").exists()
+
+
+def test_loso_evaluation_names_the_missing_fold_checkpoints(tmp_path):
+    (tmp_path / "loso-1").mkdir()
+    (tmp_path / "loso-1" / "best.keras").write_bytes(b"")
+    with pytest.raises(UsageError, match=r"one checkpoint per loso fold .* found none at .*loso-2.* and 8 more"):
+        evaluation.evaluate_folds(tmp_path, tmp_path / "utk.h5", "loso")
