@@ -35,7 +35,6 @@ import numpy as np
 MODES = ("faithful", "denoised")
 NUM_JOINTS = 25
 MAX_BODIES = 2
-COLUMNS = MAX_BODIES * NUM_JOINTS  # 50 joint columns: body 0's 25 joints, then body 1's
 TORSO = (0, 1, 4, 8, 12, 16, 20)  # spine base, spine mid, shoulders, hips, spine shoulder
 LEFT_HIP, RIGHT_HIP = 12, 16
 LEFT_SHOULDER = 4
