@@ -179,10 +179,12 @@ def _write_report(path: pathlib.Path, skips: list[tuple[str, str, str]]) -> None
     os.replace(tmp, path)
 
 
-def _check_arguments(mode: str, size: int, workers: int | None, limit: int | None) -> int:
+def _check_arguments(
+    mode: str, size: int, workers: int | None, limit: int | None, layout: preprocess.JointLayout = preprocess.NTU_LAYOUT
+) -> int:
     if mode not in preprocess.MODES:
         raise ValueError(f"expected mode among {list(preprocess.MODES)}, found {mode!r}")
-    preprocess.check_size(size)
+    preprocess.check_size(size, layout)
     if limit is not None and limit < 1:
         raise ValueError(f"expected limit >= 1, found {limit}")
     workers = (os.cpu_count() or 1) if workers is None else workers
@@ -292,8 +294,7 @@ def convert_utkinect(
     """
     started = time.perf_counter()
     spec = datasets.get_dataset("utkinect")
-    _check_arguments(mode, size, 1, None)
-    preprocess.check_size(size, spec.layout)
+    _check_arguments(mode, size, 1, None, spec.layout)
     out_path = _check_output(out_path, overwrite)
     segments, no_segment = utkinect.read_action_labels(pathlib.Path(folder) / utkinect.LABEL_FILE)
     skips = [(name, reason, "no frame range in actionLabel.txt (NaN NaN)") for name, reason in no_segment]
