@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--synthetic", metavar="DIR", help="write synthetic .skeleton files into DIR "
                         "(then convert them if --out is given)")
     parser.add_argument("--out", help="HDF5 file to write (required with --skeletons)")
-    parser.add_argument("--dataset", choices=["ntu60", "ntu120", "utkinect"],
+    parser.add_argument("--dataset", choices=["ntu60", "ntu120", "utkinect", "msr-action3d"],
                         help="default: ntu120 if any action number > 60, else ntu60")
     parser.add_argument("--missing-list", help="file of sample names to skip (NTU's samples with missing skeletons)")
     parser.add_argument("--size", type=int, default=50, help="frames and joint columns S (224 for the large variant)")
@@ -88,11 +88,13 @@ def run(args: argparse.Namespace, command: str) -> None:
     source = args.synthetic if args.synthetic is not None else args.skeletons
     common = {"mode": args.mode, "size": args.size, "strict": args.strict, "overwrite": args.overwrite,
               "command": command, "progress": not args.quiet}
-    if args.dataset == "utkinect":
+    if args.dataset in ("utkinect", "msr-action3d"):
         for option in ("missing_list", "limit"):
             if getattr(args, option) is not None:
-                raise ValueError(f"--{option.replace('_', '-')} applies to NTU RGB+D only, not to --dataset utkinect")
-        summary = storage.convert_utkinect(source, args.out, **common)
+                flag = "--" + option.replace("_", "-")
+                raise ValueError(f"{flag} applies to NTU RGB+D only, not to --dataset {args.dataset}")
+        convert = storage.convert_utkinect if args.dataset == "utkinect" else storage.convert_msr_action3d
+        summary = convert(source, args.out, **common)
     else:
         summary = storage.convert_folder(source, args.out, dataset=args.dataset, workers=args.workers,
                                          missing_list=args.missing_list, limit=args.limit, **common)

@@ -43,6 +43,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--reduce-lr-patience", type=int, help="epochs without val-loss improvement, default 5")
     p.add_argument("--reduce-lr-cooldown", type=int, help="default 3")
     p.add_argument("--min-lr", type=float, help="default 1e-4")
+    p.add_argument("--schedule", choices=["plateau", "cosine"],
+                   help="learning rate: plateau (the demo's ReduceLROnPlateau, default) or cosine (decay to "
+                   "--min-lr over the run)")
+    p.add_argument("--warmup-epochs", type=int, help="cosine only: linear warm-up epochs from 0, default 0")
+    p.add_argument("--bn-recompute", action=argparse.BooleanOptionalAction,
+                   help="at the end, set the BatchNormalization statistics of best.keras and last.keras from "
+                   "the training samples (default off for NTU)")
     p.add_argument("--gru-units", type=int, help="TARM width; default 64 (resnet) or 128 (densenet161)")
     p.add_argument("--dropout", type=float, help="GRU input dropout; default 0.5 (resnet) or 0 (densenet161)")
     p.add_argument("--recurrent-dropout", type=float, help="GRU recurrent dropout; default as --dropout")

@@ -11,6 +11,7 @@ import dataclasses
 import types
 from collections.abc import Mapping
 
+from mans.msr_action3d import ACTIONS as MSR_ACTION3D_ACTIONS
 from mans.preprocess import KINECT_V1_LAYOUT, NTU_LAYOUT, JointLayout
 from mans.splits import BENCHMARKS
 from mans.utkinect import ACTIONS as UTKINECT_ACTIONS
@@ -56,12 +57,13 @@ ACTION_NAMES: tuple[str, ...] = (
 # TrainConfig strengths), which ~100 sequences need; no validation hold-out: one held-out subject is ~20
 # sequences, too few to pick an epoch, so the last epoch is kept and the plateau schedule watches the
 # training loss.
-UTKINECT_TRAIN_DEFAULTS: dict[str, object] = {
+SMALL_DATA_TRAIN_DEFAULTS: dict[str, object] = {
     "batch_size": 16,
     "epochs": 60,
     "augment": True,
     "val": "none",
 }
+UTKINECT_TRAIN_DEFAULTS = SMALL_DATA_TRAIN_DEFAULTS
 
 # 1-based action numbers of the two-person actions (REFERENCE.md)
 TWO_PERSON_ACTIONS: frozenset[int] = frozenset((*range(50, 61), *range(106, 121)))
@@ -100,11 +102,15 @@ _DATASETS: dict[str, DatasetSpec] = {
         "utkinect", 10, UTKINECT_ACTIONS, BENCHMARKS["utkinect"], layout=KINECT_V1_LAYOUT,
         train_defaults=types.MappingProxyType(UTKINECT_TRAIN_DEFAULTS),
     ),
+    "msr-action3d": DatasetSpec(
+        "msr-action3d", 20, MSR_ACTION3D_ACTIONS, BENCHMARKS["msr-action3d"], layout=KINECT_V1_LAYOUT,
+        train_defaults=types.MappingProxyType(SMALL_DATA_TRAIN_DEFAULTS),
+    ),
 }
 
 
 def get_dataset(name: str) -> DatasetSpec:
-    """The registered `DatasetSpec` called `name` ("ntu60", "ntu120", "utkinect")."""
+    """The registered `DatasetSpec` called `name` ("ntu60", "ntu120", "utkinect", "msr-action3d")."""
     if name not in _DATASETS:
         raise ValueError(f"expected a dataset among {sorted(_DATASETS)}, found {name!r}")
     return _DATASETS[name]

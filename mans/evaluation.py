@@ -28,11 +28,10 @@ import numpy as np
 from mans import data as data_lib
 from mans import splits as splits_lib
 from mans import training
+from mans.batchnorm import BN_SAMPLES, bn_rows, recompute_bn_statistics
 from mans.data import UsageError
 
 REPORT_FILES = training.REPORT_FILES
-STCM_FIRST_LAYER = "stcm_stem_conv"  # mans.model's name for the STCM's first layer
-BN_SAMPLES = 4096  # training samples used to recompute BatchNormalization statistics (ours)
 
 
 def load_checkpoint(path: str | os.PathLike) -> keras.Model:
@@ -88,43 +87,6 @@ def predict_scores(
         return np.asarray(model.predict(batches, verbose=0), dtype=np.float32)
     finally:
         batches.close()
-
-
-def recompute_bn_statistics(model: keras.Model, images: np.ndarray, batch_size: int = 256) -> int:
-    """Set the moving mean and variance of every BatchNormalization layer to its population statistics.
-
-    The layers are visited in graph order; each one's inputs are computed in inference mode (the earlier
-    layers already updated), and its moving mean / variance become the exact mean / biased variance of
-    those inputs over `images` (what a BN layer normalises with during training). REFERENCE.md: with few
-    steps per epoch the moving averages lag far behind the weights. The STCM's input (the TARM output,
-    which holds no BN) is computed once.
-
-    Args:
-        model: a functional model; BatchNormalization layers nested in sub-models are not visited.
-        images: (n, S, S, 3) training images.
-        batch_size: images per forward pass.
-
-    Returns:
-        The number of BatchNormalization layers updated.
-    """
-    layers = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
-    names = {layer.name for layer in model.layers}
-    start = model.get_layer(STCM_FIRST_LAYER).input if STCM_FIRST_LAYER in names else model.input
-    features = keras.Model(model.input, start).predict(images, batch_size=batch_size, verbose=0)
-    for layer in layers:
-        probe = keras.Model(start, layer.input)
-        total = total_sq = 0.0
-        count = 0
-        for begin in range(0, len(features), batch_size):
-            values = np.asarray(probe(features[begin : begin + batch_size], training=False), dtype=np.float64)
-            values = values.reshape(-1, values.shape[-1])  # (batch * positions, channels)
-            total = total + values.sum(0)
-            total_sq = total_sq + (values**2).sum(0)
-            count += len(values)
-        mean = total / count
-        layer.moving_mean.assign(mean.astype(np.float32))
-        layer.moving_variance.assign(np.maximum(total_sq / count - mean**2, 0.0).astype(np.float32))
-    return len(layers)
 
 
 def summarize(scores: np.ndarray, labels: np.ndarray, num_classes: int) -> dict:
@@ -356,8 +318,7 @@ def evaluate(
     extra: dict[str, object] = {"data_mode": data.attrs.get("mode"), "bn_statistics": "as saved"}
     if recompute_bn_stats:
         rows = _bn_rows(checkpoint, data, benchmark, splits.fit)
-        if len(rows) > bn_samples:
-            rows = np.sort(np.random.default_rng(0).choice(rows, bn_samples, replace=False))
+        rows = bn_rows(rows, bn_samples)
         count = recompute_bn_statistics(model, data_lib.load_rows(data.path, rows), batch_size)
         out.mkdir(parents=True, exist_ok=True)
         model.save(out / f"{checkpoint.stem}_bnstats.keras")

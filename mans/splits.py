@@ -1,10 +1,10 @@
-"""Benchmark splits of NTU RGB+D 60 / 120 and UT-Kinect from sample metadata, and a validation hold-out.
+"""Benchmark splits of NTU RGB+D 60 / 120, UT-Kinect and MSR Action3D from sample metadata, and a validation hold-out.
 
 The performer lists live here and only here (STYLE.md section 5). Counts on NTU's own lists of
 available samples (REFERENCE.md): NTU-60 xsub 40,091 / 16,487, xview 37,646 / 18,932; NTU-120 xsub
 63,026 / 50,919, xset 54,468 / 59,477 (train / test).
 
-UT-Kinect stores its subject (1-10) in the "performer" column: xsub trains on the odd subjects and
+UT-Kinect and MSR Action3D store their subject (1-10) in the "performer" column: xsub trains on the odd subjects and
 tests on the even ones; "loso-K" (leave one subject out) tests on subject K and trains on the other
 nine, and "loso" names the ten folds together (training and evaluation run them one by one).
 """
@@ -31,7 +31,11 @@ BENCHMARKS: Mapping[str, tuple[str, ...]] = {
     "ntu60": ("xsub", "xview"),
     "ntu120": ("xsub", "xset"),
     "utkinect": ("xsub", "loso", *LOSO_FOLDS),
+    "msr-action3d": ("xsub", "loso", *LOSO_FOLDS),
 }
+# Datasets of ten subjects split by subject: xsub trains on the odd ones (UT-Kinect's protocol, and MSR
+# Action3D's standard cross-subject protocol: subjects 1 3 5 7 9 train, all 20 actions).
+SUBJECT_DATASETS = frozenset({"utkinect", "msr-action3d"})
 
 
 def folds(benchmark: str) -> tuple[str, ...]:
@@ -61,7 +65,7 @@ def split_mask(meta: Mapping[str, np.ndarray], dataset: str, benchmark: str) -> 
         )
     if benchmark == "loso":
         raise ValueError(f"'loso' is ten folds: expected one of {', '.join(LOSO_FOLDS)} for a single split")
-    if dataset == "utkinect":
+    if dataset in SUBJECT_DATASETS:
         subject = _column(meta, "performer")
         if benchmark == "xsub":
             return subject % 2 == 1  # odd subjects train

@@ -36,14 +36,14 @@ import threading
 import time
 import zlib
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import h5py
 import numpy as np
 from tqdm import tqdm
 
 import mans
-from mans import datasets, preprocess, utkinect
+from mans import datasets, msr_action3d, preprocess, utkinect
 from mans.skeleton_io import SkeletonFormatError, parse_sample_name, read_skeleton
 
 FORMAT = "mans-hdf5/1"
@@ -299,25 +299,85 @@ def convert_utkinect(
     segments, no_segment = utkinect.read_action_labels(pathlib.Path(folder) / utkinect.LABEL_FILE)
     skips = [(name, reason, "no frame range in actionLabel.txt (NaN NaN)") for name, reason in no_segment]
 
-    def records() -> Iterator[tuple[str, dict[str, int], int, bytes]]:
-        samples = tqdm(utkinect.iter_samples(folder), total=len(segments), unit="segment",
-                       disable=None if progress else True)
-        for sample in samples:
+    def sequences() -> Iterator[tuple[str, dict[str, int], Callable[[], object]]]:
+        for sample in utkinect.iter_samples(folder):
             segment = sample.segment
-            try:
-                image = preprocess.process_skeleton(sample.skeleton, mode, size, spec.layout)
-            except preprocess.SampleSkipped as error:
-                _skip(skips, segment.name, error.reason, str(error), strict)
-                continue
             meta = {"label": segment.label, "setup": 1, "camera": 1, "performer": segment.subject,
                     "replication": segment.episode}
-            yield segment.name, meta, sample.skeleton.num_frames, encode_chunk(image)
+            yield segment.name, meta, (lambda skeleton=sample.skeleton: skeleton)
 
-    kept, skipped = _write_output(out_path, size, records(), skips, spec, mode, command, overwrite)
+    records = _sequence_records(sequences(), len(segments), spec, mode, size, skips, strict, progress, "segment")
+    kept, skipped = _write_output(out_path, size, records, skips, spec, mode, command, overwrite)
     return ConversionSummary(
         out_path=out_path, report_path=report_path_for(out_path), dataset=spec.name, mode=mode, size=size,
         files=len(segments) + len(no_segment), kept=kept, skipped=skipped, seconds=time.perf_counter() - started,
     )
+
+
+def convert_msr_action3d(
+    folder: str | os.PathLike,
+    out_path: str | os.PathLike,
+    *,
+    mode: str = "faithful",
+    size: int = 50,
+    strict: bool = False,
+    overwrite: bool = False,
+    command: str | None = None,
+    progress: bool = True,
+) -> ConversionSummary:
+    """Convert an MSR Action3D folder (`aAA_sSS_eEE_skeleton3D.txt` files) into the same HDF5 layout.
+
+    Each file is one sample named `aAA_sSS_eEE`; "performer" holds the subject (1-10) and "replication" the
+    episode; "setup" and "camera" are 1. The joints are read into Kinect v1's order (`mans.msr_action3d`), so
+    the view normalisation is UT-Kinect's. A file with only all-zero frames is skipped ("all-zero").
+    Raises: FileNotFoundError (no folder), ValueError (no recording, a malformed file under strict=True),
+        FileExistsError (output exists, overwrite=False).
+    """
+    started = time.perf_counter()
+    spec = datasets.get_dataset("msr-action3d")
+    _check_arguments(mode, size, 1, None, spec.layout)
+    out_path = _check_output(out_path, overwrite)
+    recordings = list(msr_action3d.iter_recordings(folder))
+    skips: list[tuple[str, str, str]] = []
+
+    def sequences() -> Iterator[tuple[str, dict[str, int], Callable[[], object]]]:
+        for path, recording in recordings:
+            meta = {"label": recording.action - 1, "setup": 1, "camera": 1, "performer": recording.subject,
+                    "replication": recording.episode}
+            yield recording.name, meta, functools.partial(msr_action3d.read_recording, path)
+
+    records = _sequence_records(sequences(), len(recordings), spec, mode, size, skips, strict, progress, "file")
+    kept, skipped = _write_output(out_path, size, records, skips, spec, mode, command, overwrite)
+    return ConversionSummary(
+        out_path=out_path, report_path=report_path_for(out_path), dataset=spec.name, mode=mode, size=size,
+        files=len(recordings), kept=kept, skipped=skipped, seconds=time.perf_counter() - started,
+    )
+
+
+def _sequence_records(
+    sequences: Iterable[tuple[str, dict[str, int], Callable[[], object]]],
+    total: int,
+    spec: datasets.DatasetSpec,
+    mode: str,
+    size: int,
+    skips: list[tuple[str, str, str]],
+    strict: bool,
+    progress: bool,
+    unit: str,
+) -> Iterator[tuple[str, dict[str, int], int, bytes]]:
+    """(name, columns, frames, chunk) records of (name, columns, load the Skeleton) sequences, in one process;
+    a sequence that cannot be read or processed is skipped with its reason."""
+    for name, meta, load in tqdm(sequences, total=total, unit=unit, disable=None if progress else True):
+        try:
+            skeleton = load()
+            image = preprocess.process_skeleton(skeleton, mode, size, spec.layout)
+        except preprocess.SampleSkipped as error:
+            _skip(skips, name, error.reason, str(error), strict)
+            continue
+        except ValueError as error:
+            _skip(skips, name, "malformed", str(error), strict)
+            continue
+        yield name, meta, skeleton.num_frames, encode_chunk(image)
 
 
 def _check_output(out_path: str | os.PathLike, overwrite: bool) -> pathlib.Path:

@@ -39,8 +39,8 @@ import keras
 import numpy as np
 
 import mans
+from mans import batchnorm, datasets
 from mans import data as data_lib
-from mans import datasets
 from mans import model as model_lib
 from mans import splits as splits_lib
 from mans.data import UsageError
@@ -60,6 +60,7 @@ REPORT_FILES = (
 # Settings that may change between an interrupted run and its resumption: they do not change the
 # numbers (or, for `epochs`, only extend the run).
 RESUME_FREE_KEYS = frozenset({"epochs", "overwrite", "workers", "use_multiprocessing", "in_memory"})
+SCHEDULES = ("plateau", "cosine")
 KILL_AFTER_EPOCH_ENV = "MANS_TEST_KILL_AFTER_EPOCH"  # tests only: hard exit after that many epochs
 
 
@@ -100,6 +101,9 @@ class TrainConfig:
     reduce_lr_patience: int = _paper(5)
     reduce_lr_cooldown: int = _paper(3)
     min_lr: float = _paper(1e-4)
+    schedule: str = _paper("plateau")  # "cosine": cosine decay to min_lr over the run, after warmup_epochs
+    warmup_epochs: int = _ours(0)  # linear warm-up from 0 (schedule "cosine" only)
+    bn_recompute: bool = _ours(False)  # at the end: BatchNormalization statistics from the training samples
     gru_units: int | None = _paper(None)
     dropout: float | None = _paper(None)
     recurrent_dropout: float | None = _paper(None)
@@ -205,6 +209,7 @@ def check_config(config: TrainConfig) -> None:
         ("reduce_lr_patience", config.reduce_lr_patience >= 0, ">= 0"),
         ("reduce_lr_cooldown", config.reduce_lr_cooldown >= 0, ">= 0"),
         ("min_lr", config.min_lr >= 0, ">= 0"),
+        ("warmup_epochs", 0 <= config.warmup_epochs < config.epochs, "in [0, epochs)"),
         ("rotation", 0 <= config.rotation <= 180, "in [0, 180] degrees"),
         ("scale", 0 <= config.scale < 1, "in [0, 1)"),
         ("jitter", config.jitter >= 0, ">= 0"),
@@ -220,6 +225,7 @@ def check_config(config: TrainConfig) -> None:
         ("val", config.val, ("holdout", "test", "none")),
         ("in_memory", config.in_memory, ("auto", "yes", "no")),
         ("mixed_precision", config.mixed_precision, ("off", "auto", "bfloat16", "float16")),
+        ("schedule", config.schedule, SCHEDULES),
     ):
         if value not in choices:
             raise UsageError(f"{name} must be one of {', '.join(choices)}. Received: {name}={value!r}")
@@ -476,7 +482,7 @@ class RunCheckpoint(keras.callbacks.Callback):
         self,
         out: pathlib.Path,
         monitor: str,
-        reduce_lr: ResumableReduceLROnPlateau,
+        reduce_lr: ResumableReduceLROnPlateau | None,
         state: Mapping[str, object],
         write: bool = True,
     ):
@@ -504,7 +510,7 @@ class RunCheckpoint(keras.callbacks.Callback):
             epochs_done=epoch + 1,
             wall_time=float(self.state.get("wall_time", 0.0)) + now - self.started,
             epoch_seconds=[*self.state.get("epoch_seconds", []), now - self.started],
-            reduce_lr=self.reduce_lr.get_state(),
+            reduce_lr=None if self.reduce_lr is None else self.reduce_lr.get_state(),
             last_logs={k: float(v) for k, v in logs.items()},
         )
         self.started = now
@@ -624,8 +630,25 @@ def distribution_scope(distribute: bool) -> Iterator[int]:
         raise UsageError(f"--distribute supports the tensorflow and jax backends, not {backend}")
 
 
-def _compile(model: keras.Model, config: TrainConfig, num_classes: int) -> None:
-    optimizer = keras.optimizers.SGD(learning_rate=config.lr, momentum=config.momentum, nesterov=config.nesterov)
+def learning_rate(config: TrainConfig, steps_per_epoch: int) -> float | keras.optimizers.schedules.CosineDecay:
+    """The optimizer's learning rate: the constant `lr` that ReduceLROnPlateau lowers ("plateau"), or a
+    cosine decay from `lr` to `min_lr` over the run after a linear warm-up from 0 ("cosine")."""
+    if config.schedule == "plateau":
+        return config.lr
+    warmup = config.warmup_epochs * steps_per_epoch
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0 if warmup else config.lr,
+        decay_steps=max(1, (config.epochs - config.warmup_epochs) * steps_per_epoch),
+        alpha=min(1.0, config.min_lr / config.lr),
+        warmup_target=config.lr if warmup else None,
+        warmup_steps=warmup,
+    )
+
+
+def _compile(model: keras.Model, config: TrainConfig, num_classes: int, steps_per_epoch: int) -> None:
+    optimizer = keras.optimizers.SGD(
+        learning_rate=learning_rate(config, steps_per_epoch), momentum=config.momentum, nesterov=config.nesterov
+    )
     model.compile(
         optimizer=optimizer,
         loss="sparse_categorical_crossentropy",
@@ -644,7 +667,7 @@ def augmentation_strengths(config: TrainConfig) -> dict[str, float] | None:
     return {"rotation": config.rotation, "scale": config.scale, "jitter": config.jitter, "time_warp": config.time_warp}
 
 
-def _make_model(plan: _Plan) -> keras.Model:
+def _make_model(plan: _Plan, steps_per_epoch: int) -> keras.Model:
     """Build and compile the model; on resume, load weights and optimizer state from last.keras."""
     config = plan.config
     model = model_lib.build_model(
@@ -662,7 +685,7 @@ def _make_model(plan: _Plan) -> keras.Model:
         augmentation=augmentation_strengths(config),
         augmentation_seed=config.seed,
     )
-    _compile(model, config, plan.data.num_classes)
+    _compile(model, config, plan.data.num_classes, steps_per_epoch)
     if plan.resume_state is not None:
         model.optimizer.build(model.trainable_variables)
         model.load_weights(pathlib.Path(config.out) / "last.keras")
@@ -801,7 +824,7 @@ def train_one(flags: Mapping[str, object], argv: Sequence[str] | None = None) ->
     out = pathlib.Path(config.out)
     monitor = "epoch" if config.val == "none" else "val_accuracy"
     state = dict(plan.resume_state or {"epochs_done": 0, "monitor": monitor})
-    if state["epochs_done"] >= config.epochs:
+    if state["epochs_done"] >= config.epochs and not (config.bn_recompute and not state.get("bn_recomputed")):
         result = _result(plan, state, monitor, "complete")
         print(result.summary)
         return result
@@ -822,8 +845,7 @@ def train_one(flags: Mapping[str, object], argv: Sequence[str] | None = None) ->
     keras.config.set_dtype_policy(precision_policy(config.mixed_precision))
     try:
         with distribution_scope(config.distribute) as replicas:
-            model = _make_model(plan)
-            state = _fit(plan, model, state, monitor, replicas, chief)
+            state = _fit(plan, state, monitor, replicas, chief)
     finally:
         keras.config.set_dtype_policy(previous_policy)
     result = _result(plan, state, monitor, "trained")
@@ -831,27 +853,30 @@ def train_one(flags: Mapping[str, object], argv: Sequence[str] | None = None) ->
     return result
 
 
-def _fit(plan: _Plan, model: keras.Model, state: dict, monitor: str, replicas: int, chief: bool) -> dict:
-    """Run model.fit from the saved epoch; returns the final state."""
+def _fit(plan: _Plan, state: dict, monitor: str, replicas: int, chief: bool) -> dict:
+    """Build the model and run model.fit from the saved epoch; returns the final state."""
     config = plan.config
     out = pathlib.Path(config.out)
     initial_epoch = int(state["epochs_done"])
     train_data = _batches(plan, plan.splits.fit, train=True, epoch=initial_epoch, replicas=replicas)
+    model = _make_model(plan, train_data.steps_per_epoch)
     val_data = None
     if len(plan.splits.val):
         val_data = _batches(plan, plan.splits.val, train=False, epoch=0, replicas=replicas)
-    reduce_lr = ResumableReduceLROnPlateau(
-        monitor="val_loss" if val_data is not None else "loss",
-        mode="min",
-        factor=config.reduce_lr_factor,
-        patience=config.reduce_lr_patience,
-        cooldown=config.reduce_lr_cooldown,
-        min_lr=config.min_lr,
-        verbose=1,
-        initial_state=state.get("reduce_lr"),
-    )
+    reduce_lr = None
+    if config.schedule == "plateau":
+        reduce_lr = ResumableReduceLROnPlateau(
+            monitor="val_loss" if val_data is not None else "loss",
+            mode="min",
+            factor=config.reduce_lr_factor,
+            patience=config.reduce_lr_patience,
+            cooldown=config.reduce_lr_cooldown,
+            min_lr=config.min_lr,
+            verbose=1,
+            initial_state=state.get("reduce_lr"),
+        )
     checkpoint = RunCheckpoint(out, monitor, reduce_lr, state, write=chief)
-    callbacks = [EpochSeeds(config.seed), reduce_lr]
+    callbacks = [EpochSeeds(config.seed), *([reduce_lr] if reduce_lr is not None else [])]
     if chief:
         callbacks += [keras.callbacks.CSVLogger(str(out / "log.csv"), append=True), *_tensorboard(out)]
     callbacks.append(checkpoint)
@@ -884,4 +909,33 @@ def _fit(plan: _Plan, model: keras.Model, state: dict, monitor: str, replicas: i
             f"the training loss is {loss} in epoch {epoch}; stopped, {out / 'last.keras'} holds epoch "
             f"{epoch - 1} (try a smaller --lr in a new --out)"
         )
-    return checkpoint.state
+    state = checkpoint.state
+    if chief and config.bn_recompute and state["epochs_done"] >= config.epochs:
+        state = recompute_checkpoint_bn(plan, model, state)
+    return state
+
+
+def recompute_checkpoint_bn(plan: _Plan, model: keras.Model, state: dict) -> dict:
+    """--bn-recompute: give best.keras and last.keras the BatchNormalization statistics of the training samples.
+
+    The statistics are computed in inference mode, without augmentation, on at most `batchnorm.BN_SAMPLES` of
+    the fit rows; each checkpoint is rewritten atomically with `bn_recomputed` in its state, so a finished run
+    run again does nothing more.
+    """
+    out = pathlib.Path(plan.config.out)
+    rows = batchnorm.bn_rows(plan.splits.fit, seed=plan.config.seed)
+    images = data_lib.load_rows(plan.data.path, rows)
+    for name in ("best.keras", "last.keras"):
+        path = out / name
+        saved = read_checkpoint_state(path)
+        if saved is None or saved.get("bn_recomputed"):
+            continue
+        model.load_weights(path)
+        batchnorm.recompute_bn_statistics(model, images)
+        saved["bn_recomputed"] = len(rows)
+        save_checkpoint(model, path, saved)
+        if name == "last.keras":
+            state = saved
+    write_json_atomic(out / "state.json", state)
+    print(f"BatchNormalization statistics recomputed on {len(rows)} training samples in best.keras and last.keras")
+    return state
