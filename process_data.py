@@ -39,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--size", type=int, default=50, help="frames and joint columns S (224 for the large variant)")
     parser.add_argument("--mode", choices=["faithful", "denoised"], default="faithful",
                         help="faithful: the authors' demo, quirks included; denoised: bodies chosen by ID")
+    parser.add_argument("--frames", choices=["pad", "resample"],
+                        help="time axis to S rows: pad (the demo's zero-padding / sampling) or resample (the "
+                        "recorded frames interpolated onto all S rows); default: the dataset's (README)")
     parser.add_argument("--workers", type=int, help="processes (default: all cores)")
     parser.add_argument("--limit", type=int, help="only the first N files, in name order")
     parser.add_argument("--strict", action="store_true", help="any skipped sample is an error")
@@ -88,6 +91,8 @@ def run(args: argparse.Namespace, command: str) -> None:
     source = args.synthetic if args.synthetic is not None else args.skeletons
     common = {"mode": args.mode, "size": args.size, "strict": args.strict, "overwrite": args.overwrite,
               "command": command, "progress": not args.quiet}
+    if args.frames is not None:
+        common["frames"] = args.frames
     if args.dataset in ("utkinect", "msr-action3d"):
         for option in ("missing_list", "limit"):
             if getattr(args, option) is not None:

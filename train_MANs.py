@@ -81,6 +81,7 @@ def parser() -> argparse.ArgumentParser:
     augment.add_argument("--scale", type=float, help="max relative scale change, default 0.1")
     augment.add_argument("--jitter", type=float, help="per-joint Gaussian noise in metres, default 0.005")
     augment.add_argument("--time-warp", type=float, help="smooth frame-axis warp in [0, 1], default 0.3")
+    augment.add_argument("--mirror", type=float, help="probability of a left-right mirror image, default 0")
     p.add_argument("--imagenet-weights", help="HDF5 of ImageNet weights for the densenet161 STCM (by layer name)")
     p.add_argument(
         "--mixed-precision",

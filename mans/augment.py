@@ -119,6 +119,35 @@ class RandomTimeWarp(_Augmentation):
         return _interpolate_rows(inputs, source) * inside[:, :, None, None]
 
 
+@keras.saving.register_keras_serializable(package="mans")
+class RandomMirror(_Augmentation):
+    """Mirrors each sample left-right with probability `strength`: the lateral channel x is negated and each
+    joint column trades places with its mirror twin (`columns[k]` is the column that column k reads from).
+
+    After the view normalisation x lies along the hips at the body's reference frame (`mans.preprocess`), so
+    the mirror image is the same action performed with the other hand or foot. `columns` comes from
+    `mans.preprocess.mirror_columns` for the dataset's joint layout.
+    """
+
+    def __init__(self, strength: float = 0.0, seed: int | None = None, columns: list[int] | None = None, **kwargs):
+        if strength > 1:
+            raise ValueError(f"`strength` is a probability and must be <= 1. Received: strength={strength}")
+        if strength and not columns:
+            raise ValueError("`columns` (the mirror twin of every joint column) is required when strength > 0")
+        super().__init__(strength, seed, **kwargs)
+        self.columns = [int(c) for c in columns] if columns else None
+
+    def transform(self, inputs):
+        if len(self.columns) != inputs.shape[2]:
+            raise ValueError(f"expected {inputs.shape[2]} mirror columns, found {len(self.columns)}")
+        flipped = ops.take(inputs * ops.convert_to_tensor([-1.0, 1.0, 1.0], inputs.dtype), self.columns, axis=2)
+        chosen = self._per_sample_uniform(inputs, 0.0, 1.0) < self.strength  # (B,)
+        return ops.where(chosen[:, None, None, None], flipped, inputs)
+
+    def get_config(self):
+        return {**super().get_config(), "columns": self.columns}
+
+
 def _interpolate_rows(inputs, source):
     """inputs (B, T, J, C) read at fractional row positions source (B, T), linearly."""
     frames = ops.shape(inputs)[1]
@@ -132,6 +161,7 @@ def _interpolate_rows(inputs, source):
 
 
 AUGMENTATIONS = {
+    "mirror": RandomMirror,
     "rotation": RandomVerticalRotation,
     "scale": RandomScale,
     "jitter": JointJitter,
@@ -139,18 +169,22 @@ AUGMENTATIONS = {
 }
 
 
-def augmentation_layers(strengths: dict[str, float], seed: int | None = None) -> list[keras.layers.Layer]:
-    """The layers for the non-zero strengths, in a fixed order (time warp, rotation, scale, jitter).
+def augmentation_layers(
+    strengths: dict[str, float], seed: int | None = None, mirror_columns: list[int] | None = None
+) -> list[keras.layers.Layer]:
+    """The layers for the non-zero strengths, in a fixed order (time warp, rotation, scale, jitter, mirror).
 
-    Args: strengths: {"rotation": degrees, "scale": fraction, "jitter": metres, "time_warp": 0..1}.
+    Args: strengths: {"rotation": degrees, "scale": fraction, "jitter": metres, "time_warp": 0..1,
+        "mirror": probability}. mirror_columns: the mirror twin of each joint column (needed for "mirror").
     """
     unknown = sorted(set(strengths) - set(AUGMENTATIONS))
     if unknown:
         raise ValueError(f"unknown augmentation {unknown}; expected some of {sorted(AUGMENTATIONS)}")
-    order = ("time_warp", "rotation", "scale", "jitter")
+    order = ("time_warp", "rotation", "scale", "jitter", "mirror")
     layers = []
     for offset, key in enumerate(order):
         if strengths.get(key, 0):
             layer_seed = None if seed is None else seed + offset
-            layers.append(AUGMENTATIONS[key](strengths[key], seed=layer_seed, name=f"augment_{key}"))
+            extra = {"columns": mirror_columns} if key == "mirror" else {}
+            layers.append(AUGMENTATIONS[key](strengths[key], seed=layer_seed, name=f"augment_{key}", **extra))
     return layers

@@ -74,6 +74,7 @@ class DatasetSpec:
     """What the pipeline needs to know about one dataset.
 
     layout: the joints of a body, bodies per sample row and the torso of the view normalisation.
+    frames: how the time axis becomes S rows by default ("pad", the demo's; "resample").
     train_defaults: training settings that differ from the paper's for this dataset ({} for NTU).
     """
 
@@ -82,6 +83,7 @@ class DatasetSpec:
     class_names: tuple[str, ...]
     benchmarks: tuple[str, ...]
     layout: JointLayout = NTU_LAYOUT
+    frames: str = "pad"  # preprocessing of the time axis (mans.preprocess.FRAMES); the demo pads
     train_defaults: Mapping[str, object] = dataclasses.field(
         default_factory=lambda: types.MappingProxyType({})
     )

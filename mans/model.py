@@ -82,6 +82,7 @@ def build_model(
     imagenet_weights: str | os.PathLike | None = None,
     augmentation: Mapping[str, float] | None = None,
     augmentation_seed: int | None = None,
+    mirror_columns: list[int] | None = None,
     name: str | None = None,
 ) -> keras.Model:
     """Builds the MANs network (TARM + STCM) as a functional Keras model.
@@ -106,6 +107,8 @@ def build_model(
             "scale": 0.1, "jitter": 0.005, "time_warp": 0.3} (see `mans.augment`); None or zeros: none.
             Identity at inference, saved with the model.
         augmentation_seed: seed of the augmentation layers' random draws.
+        mirror_columns: the mirror twin of each of the S joint columns (`mans.preprocess.mirror_columns`),
+            needed by the "mirror" augmentation.
         name: model name; None: "mans_<variant>".
 
     Returns:
@@ -148,7 +151,7 @@ def build_model(
 
     inputs = keras.Input((size, size, 3), name="skeleton")  # (B, T, J, xyz)
     x = inputs
-    for layer in augment.augmentation_layers(dict(augmentation or {}), seed=augmentation_seed):
+    for layer in augment.augmentation_layers(dict(augmentation or {}), augmentation_seed, mirror_columns):
         x = layer(x)  # (B, T, J, xyz), training only
     if use_tarm:
         channels = [

@@ -33,6 +33,9 @@ import dataclasses
 import numpy as np
 
 MODES = ("faithful", "denoised")
+# Time axis to S rows: "pad" is the demo's step 6 (zero-pad a short recording, sample a long one); "resample"
+# (ours) interpolates the recorded frames linearly onto all S rows, so that every action fills the image.
+FRAMES = ("pad", "resample")
 NUM_JOINTS = 25
 MAX_BODIES = 2
 TORSO = (0, 1, 4, 8, 12, 16, 20)  # spine base, spine mid, shoulders, hips, spine shoulder
@@ -41,13 +44,21 @@ LEFT_SHOULDER = 4
 LEFT_ANKLE, LEFT_FOOT, RIGHT_ANKLE, RIGHT_FOOT = 14, 15, 18, 19
 
 
+# Left / right twins of Kinect's joints (v1's 20 and v2's first 20 share indices): shoulder, elbow, wrist,
+# hand, hip, knee, ankle, foot; Kinect v2 adds the hand tips and thumbs.
+KINECT_V1_MIRROR = ((4, 8), (5, 9), (6, 10), (7, 11), (12, 16), (13, 17), (14, 18), (15, 19))
+KINECT_V2_MIRROR = (*KINECT_V1_MIRROR, (21, 23), (22, 24))
+
+
 @dataclasses.dataclass(frozen=True)
 class JointLayout:
-    """The joints of one body and how many bodies a row holds; torso: the joints of the PCA z axis."""
+    """The joints of one body and how many bodies a row holds; torso: the joints of the PCA z axis;
+    mirror: the (left, right) joint pairs that trade places in a mirror image."""
 
     num_joints: int = NUM_JOINTS
     max_bodies: int = MAX_BODIES
     torso: tuple[int, ...] = TORSO
+    mirror: tuple[tuple[int, int], ...] = KINECT_V2_MIRROR
 
     @property
     def columns(self) -> int:
@@ -55,7 +66,24 @@ class JointLayout:
 
 
 NTU_LAYOUT = JointLayout()
-KINECT_V1_LAYOUT = JointLayout(num_joints=20, max_bodies=1, torso=(0, 1, 4, 8, 12, 16, 2))
+KINECT_V1_LAYOUT = JointLayout(num_joints=20, max_bodies=1, torso=(0, 1, 4, 8, 12, 16, 2), mirror=KINECT_V1_MIRROR)
+
+
+def mirror_columns(layout: JointLayout, size: int) -> list[int]:
+    """For each of the S image columns, the column of its mirror twin (itself for centre joints and padding).
+
+    The joint columns sit centred in S as `to_fixed_length` pads them: body b's joint j at
+    (S - columns) // 2 + b * num_joints + j.
+    """
+    twin = list(range(layout.num_joints))
+    for left, right in layout.mirror:
+        twin[left], twin[right] = right, left
+    offset = (size - layout.columns) // 2
+    columns = list(range(size))
+    for body in range(layout.max_bodies):
+        for joint in range(layout.num_joints):
+            columns[offset + body * layout.num_joints + joint] = offset + body * layout.num_joints + twin[joint]
+    return columns
 
 # Denoised mode (ours, after the 2s-AGCN / CTR-GCN NTU denoising): a track is noise when it lasts
 # at most NOISE_MAX_FRAMES frames or less than NOISE_MIN_FRACTION of the recording, or when in at
@@ -167,6 +195,17 @@ def to_fixed_length(array: np.ndarray, size: int, axis: int = 0) -> np.ndarray:
         widths[axis] = (before, size - n - before)
         return np.pad(array, widths)
     return array
+
+
+def resample_rows(rows: np.ndarray, size: int) -> np.ndarray:
+    """(T, ...) rows linearly interpolated at `size` evenly spaced positions from the first to the last row."""
+    rows = np.asarray(rows, np.float64)
+    if len(rows) == 1:
+        return np.repeat(rows, size, axis=0)
+    position = np.linspace(0, len(rows) - 1, size)
+    low = np.minimum(np.floor(position).astype(int), len(rows) - 2)
+    weight = (position - low).reshape(-1, *([1] * (rows.ndim - 1)))
+    return rows[low] * (1 - weight) + rows[low + 1] * weight
 
 
 def _check(skel) -> None:
@@ -282,20 +321,26 @@ def check_size(size: int, layout: JointLayout = NTU_LAYOUT) -> None:
         )
 
 
-def process_skeleton(skel, mode: str = "faithful", size: int = 50, layout: JointLayout = NTU_LAYOUT) -> np.ndarray:
+def process_skeleton(
+    skel, mode: str = "faithful", size: int = 50, layout: JointLayout = NTU_LAYOUT, frames: str = "pad"
+) -> np.ndarray:
     """One recording -> the (size, size, 3) float32 image: rows = time, columns = joints, channels x y z.
 
     Args: skel: a `mans.skeleton_io.Skeleton` (coords (F, B, J, 3), body_counts (F,), body_ids (F, B)).
         mode: "faithful" or "denoised". size: S >= the layout's joint columns (50 for NTU).
         layout: the dataset's joints (NTU_LAYOUT or KINECT_V1_LAYOUT).
-    Raises: SampleSkipped with a `.reason`; ValueError for a bad mode or size.
+        frames: "pad" (the demo) or "resample" (the recorded frames interpolated onto all S rows).
+    Raises: SampleSkipped with a `.reason`; ValueError for a bad mode, size or frames.
     """
     if mode not in MODES:
         raise ValueError(f"expected mode among {list(MODES)}, found {mode!r}")
+    if frames not in FRAMES:
+        raise ValueError(f"expected frames among {list(FRAMES)}, found {frames!r}")
     check_size(size, layout)
     if skel.coords.shape[2:] != (layout.num_joints, 3):
         raise ValueError(f"expected coords of shape (F, B, {layout.num_joints}, 3), found {skel.coords.shape}")
     rows = faithful_rows(skel, layout) if mode == "faithful" else denoised_rows(skel, layout)
     rows = fix_signs(rows)
-    image = to_fixed_length(to_fixed_length(rows, size, axis=0), size, axis=1)  # (S, S, 3)
+    timed = resample_rows(rows, size) if frames == "resample" else to_fixed_length(rows, size, axis=0)
+    image = to_fixed_length(timed, size, axis=1)  # (S, S, 3)
     return image.astype(np.float32)

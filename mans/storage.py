@@ -89,11 +89,11 @@ def encode_chunk(image: np.ndarray, level: int = GZIP_LEVEL) -> bytes:
     return zlib.compress(raw.T.tobytes(), level)  # shuffle: all first bytes, then all second bytes, ...
 
 
-def _convert_one(path: str, mode: str, size: int) -> tuple:
+def _convert_one(path: str, mode: str, size: int, frames: str = "pad") -> tuple:
     """Worker: ("ok", frames, chunk bytes) or ("skip", reason, message)."""
     try:
         skel = read_skeleton(path)
-        image = preprocess.process_skeleton(skel, mode, size)
+        image = preprocess.process_skeleton(skel, mode, size, frames=frames)
     except (SkeletonFormatError, preprocess.SampleSkipped) as error:
         return ("skip", error.reason, str(error))
     except OSError as error:
@@ -180,10 +180,17 @@ def _write_report(path: pathlib.Path, skips: list[tuple[str, str, str]]) -> None
 
 
 def _check_arguments(
-    mode: str, size: int, workers: int | None, limit: int | None, layout: preprocess.JointLayout = preprocess.NTU_LAYOUT
+    mode: str,
+    size: int,
+    workers: int | None,
+    limit: int | None,
+    layout: preprocess.JointLayout = preprocess.NTU_LAYOUT,
+    frames: str = "pad",
 ) -> int:
     if mode not in preprocess.MODES:
         raise ValueError(f"expected mode among {list(preprocess.MODES)}, found {mode!r}")
+    if frames not in preprocess.FRAMES:
+        raise ValueError(f"expected frames among {list(preprocess.FRAMES)}, found {frames!r}")
     preprocess.check_size(size, layout)
     if limit is not None and limit < 1:
         raise ValueError(f"expected limit >= 1, found {limit}")
@@ -200,6 +207,7 @@ def convert_folder(
     dataset: str | None = None,
     mode: str = "faithful",
     size: int = 50,
+    frames: str = "pad",
     workers: int | None = None,
     missing_list: str | os.PathLike | None = None,
     limit: int | None = None,
@@ -221,7 +229,7 @@ def convert_folder(
     Raises: FileNotFoundError, FileExistsError (output exists, overwrite=False), ValueError.
     """
     started = time.perf_counter()
-    workers = _check_arguments(mode, size, workers, limit)
+    workers = _check_arguments(mode, size, workers, limit, frames=frames)
     out_path = _check_output(out_path, overwrite)
     paths = _list_files(skeleton_dir)[:limit]
     missing = _read_missing_list(missing_list)
@@ -251,7 +259,7 @@ def convert_folder(
             f"and {len(too_large) - 1} more with larger action numbers (use --dataset ntu120)"
         )
 
-    function = functools.partial(_convert_one, mode=mode, size=size)
+    function = functools.partial(_convert_one, mode=mode, size=size, frames=frames)
     tasks = [str(path) for path, _ in candidates]
 
     def records(results: Iterable) -> Iterator[tuple[str, dict[str, int], int, bytes]]:
@@ -265,7 +273,8 @@ def convert_folder(
         bar.close()
 
     with _ordered_results(function, tasks, min(workers, max(1, len(tasks)))) as results:
-        kept, skipped = _write_output(out_path, size, records(results), skips, spec, mode, command, overwrite)
+        kept, skipped = _write_output(out_path, size, records(results), skips, spec, (mode, frames), command,
+                                      overwrite)
     return ConversionSummary(
         out_path=out_path, report_path=report_path_for(out_path), dataset=spec.name, mode=mode, size=size,
         files=len(paths), kept=kept, skipped=skipped, seconds=time.perf_counter() - started,
@@ -278,6 +287,7 @@ def convert_utkinect(
     *,
     mode: str = "faithful",
     size: int = 50,
+    frames: str | None = None,
     strict: bool = False,
     overwrite: bool = False,
     command: str | None = None,
@@ -294,7 +304,8 @@ def convert_utkinect(
     """
     started = time.perf_counter()
     spec = datasets.get_dataset("utkinect")
-    _check_arguments(mode, size, 1, None, spec.layout)
+    frames = frames or spec.frames
+    _check_arguments(mode, size, 1, None, spec.layout, frames)
     out_path = _check_output(out_path, overwrite)
     segments, no_segment = utkinect.read_action_labels(pathlib.Path(folder) / utkinect.LABEL_FILE)
     skips = [(name, reason, "no frame range in actionLabel.txt (NaN NaN)") for name, reason in no_segment]
@@ -306,8 +317,9 @@ def convert_utkinect(
                     "replication": segment.episode}
             yield segment.name, meta, (lambda skeleton=sample.skeleton: skeleton)
 
-    records = _sequence_records(sequences(), len(segments), spec, mode, size, skips, strict, progress, "segment")
-    kept, skipped = _write_output(out_path, size, records, skips, spec, mode, command, overwrite)
+    records = _sequence_records(sequences(), len(segments), spec, (mode, size, frames), skips, strict, progress,
+                                "segment")
+    kept, skipped = _write_output(out_path, size, records, skips, spec, (mode, frames), command, overwrite)
     return ConversionSummary(
         out_path=out_path, report_path=report_path_for(out_path), dataset=spec.name, mode=mode, size=size,
         files=len(segments) + len(no_segment), kept=kept, skipped=skipped, seconds=time.perf_counter() - started,
@@ -320,6 +332,7 @@ def convert_msr_action3d(
     *,
     mode: str = "faithful",
     size: int = 50,
+    frames: str | None = None,
     strict: bool = False,
     overwrite: bool = False,
     command: str | None = None,
@@ -335,7 +348,8 @@ def convert_msr_action3d(
     """
     started = time.perf_counter()
     spec = datasets.get_dataset("msr-action3d")
-    _check_arguments(mode, size, 1, None, spec.layout)
+    frames = frames or spec.frames
+    _check_arguments(mode, size, 1, None, spec.layout, frames)
     out_path = _check_output(out_path, overwrite)
     recordings = list(msr_action3d.iter_recordings(folder))
     skips: list[tuple[str, str, str]] = []
@@ -346,8 +360,9 @@ def convert_msr_action3d(
                     "replication": recording.episode}
             yield recording.name, meta, functools.partial(msr_action3d.read_recording, path)
 
-    records = _sequence_records(sequences(), len(recordings), spec, mode, size, skips, strict, progress, "file")
-    kept, skipped = _write_output(out_path, size, records, skips, spec, mode, command, overwrite)
+    records = _sequence_records(sequences(), len(recordings), spec, (mode, size, frames), skips, strict, progress,
+                                "file")
+    kept, skipped = _write_output(out_path, size, records, skips, spec, (mode, frames), command, overwrite)
     return ConversionSummary(
         out_path=out_path, report_path=report_path_for(out_path), dataset=spec.name, mode=mode, size=size,
         files=len(recordings), kept=kept, skipped=skipped, seconds=time.perf_counter() - started,
@@ -358,19 +373,19 @@ def _sequence_records(
     sequences: Iterable[tuple[str, dict[str, int], Callable[[], object]]],
     total: int,
     spec: datasets.DatasetSpec,
-    mode: str,
-    size: int,
+    settings: tuple[str, int, str],
     skips: list[tuple[str, str, str]],
     strict: bool,
     progress: bool,
     unit: str,
 ) -> Iterator[tuple[str, dict[str, int], int, bytes]]:
     """(name, columns, frames, chunk) records of (name, columns, load the Skeleton) sequences, in one process;
-    a sequence that cannot be read or processed is skipped with its reason."""
+    a sequence that cannot be read or processed is skipped with its reason. settings: (mode, size, frames)."""
+    mode, size, frames = settings
     for name, meta, load in tqdm(sequences, total=total, unit=unit, disable=None if progress else True):
         try:
             skeleton = load()
-            image = preprocess.process_skeleton(skeleton, mode, size, spec.layout)
+            image = preprocess.process_skeleton(skeleton, mode, size, spec.layout, frames)
         except preprocess.SampleSkipped as error:
             _skip(skips, name, error.reason, str(error), strict)
             continue
@@ -395,7 +410,7 @@ def _write_output(
     records: Iterable[tuple[str, dict[str, int], int, bytes]],
     skips: list[tuple[str, str, str]],
     spec: datasets.DatasetSpec,
-    mode: str,
+    preprocessing: tuple[str, str],
     command: str | None,
     overwrite: bool,
 ) -> tuple[int, dict[str, int]]:
@@ -429,7 +444,7 @@ def _write_output(
             h5.create_dataset("frames", data=np.array(columns["frames"], np.int32))
             h5.create_dataset("name", data=np.array(columns["name"], f"S{NAME_LENGTH}"))
             skipped = dict(sorted(Counter(reason for _, reason, _ in skips).items()))
-            h5.attrs.update(_attrs(spec, mode, size, command, kept, skipped))
+            h5.attrs.update(_attrs(spec, preprocessing, size, command, kept, skipped))
         report = report_path_for(out_path)
         _write_report(report, skips)
         if kept == 0:
@@ -449,11 +464,13 @@ def _skip(skips: list, name: str, reason: str, message: str, strict: bool) -> No
     skips.append((name, reason, message))
 
 
-def _attrs(spec, mode: str, size: int, command: str | None, kept: int, skipped: dict) -> dict:
+def _attrs(spec, preprocessing: tuple[str, str], size: int, command: str | None, kept: int, skipped: dict) -> dict:
+    mode, frames = preprocessing
     return {
         "format": FORMAT,
         "dataset": spec.name,
         "mode": mode,
+        "frames": frames,
         "size": size,
         "num_classes": spec.num_classes,
         "class_names": json.dumps(list(spec.class_names)),

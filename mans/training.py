@@ -39,7 +39,7 @@ import keras
 import numpy as np
 
 import mans
-from mans import batchnorm, datasets
+from mans import batchnorm, datasets, preprocess
 from mans import data as data_lib
 from mans import model as model_lib
 from mans import splits as splits_lib
@@ -116,6 +116,7 @@ class TrainConfig:
     scale: float = _ours(0.1)  # relative
     jitter: float = _ours(0.005)  # metres, per joint
     time_warp: float = _ours(0.3)  # 0..1
+    mirror: float = _ours(0.0)  # probability of a left-right mirror image
     mixed_precision: str = _ours("off")
     jit_compile: bool | None = _ours(None)
     in_memory: str = _ours("auto")
@@ -214,6 +215,7 @@ def check_config(config: TrainConfig) -> None:
         ("scale", 0 <= config.scale < 1, "in [0, 1)"),
         ("jitter", config.jitter >= 0, ">= 0"),
         ("time_warp", 0 <= config.time_warp <= 1, "in [0, 1]"),
+        ("mirror", 0 <= config.mirror <= 1, "in [0, 1]"),
         ("workers", config.workers >= 1, ">= 1"),
         ("steps_per_epoch", config.steps_per_epoch is None or config.steps_per_epoch >= 1, ">= 1"),
         ("max_train_samples", config.max_train_samples is None or config.max_train_samples >= 1, ">= 1"),
@@ -664,7 +666,13 @@ def augmentation_strengths(config: TrainConfig) -> dict[str, float] | None:
     """The training-only input transforms of `mans.augment`, or None when augmentation is off."""
     if not config.augment:
         return None
-    return {"rotation": config.rotation, "scale": config.scale, "jitter": config.jitter, "time_warp": config.time_warp}
+    return {
+        "rotation": config.rotation,
+        "scale": config.scale,
+        "jitter": config.jitter,
+        "time_warp": config.time_warp,
+        "mirror": config.mirror,
+    }
 
 
 def _make_model(plan: _Plan, steps_per_epoch: int) -> keras.Model:
@@ -684,6 +692,7 @@ def _make_model(plan: _Plan, steps_per_epoch: int) -> keras.Model:
         imagenet_weights=config.imagenet_weights,
         augmentation=augmentation_strengths(config),
         augmentation_seed=config.seed,
+        mirror_columns=preprocess.mirror_columns(datasets.get_dataset(plan.data.dataset).layout, plan.data.size),
     )
     _compile(model, config, plan.data.num_classes, steps_per_epoch)
     if plan.resume_state is not None:

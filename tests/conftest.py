@@ -10,6 +10,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SHARED_NTU = REPO.parent / "shared" / "ntu"
+SHARED_DATA = REPO.parent / "shared" / "data"  # real recordings (UT-Kinect's training subjects, MSR Action3D)
 
 
 def pytest_addoption(parser):
@@ -35,3 +36,10 @@ def shared_ntu() -> pathlib.Path:
     if not SHARED_NTU.is_dir():
         pytest.skip(f"{SHARED_NTU} not found (NTU sample lists are shared beside the repository)")
     return SHARED_NTU
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> pathlib.Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"{SHARED_DATA} not found (real recordings are shared beside the repository)")
+    return SHARED_DATA

@@ -1,0 +1,93 @@
+"""The real recordings in ../shared/data (UT-Kinect's five training subjects, all of MSR Action3D): they read,
+convert and split as documented, and a short training run goes through the scripts. Skipped where absent."""
+
+import json
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+
+from mans import msr_action3d, splits, storage
+
+
+@pytest.fixture(scope="module")
+def utkinect(shared_data):
+    return shared_data / "utkinect_train"
+
+
+@pytest.fixture(scope="module")
+def utkinect_h5(tmp_path_factory, utkinect):
+    out = tmp_path_factory.mktemp("utk") / "utkinect.h5"
+    storage.convert_utkinect(utkinect, out, progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def msr_h5(tmp_path_factory, shared_data):
+    out = tmp_path_factory.mktemp("msr") / "msr.h5"
+    storage.convert_msr_action3d(shared_data / "msr_action3d", out, progress=False)
+    return out
+
+
+def carrying_columns(path) -> set[int]:
+    with h5py.File(path) as h5:
+        x = h5["x"][()]
+    return set(np.flatnonzero(np.abs(x).sum(axis=(0, 1, 3)) > 0).tolist())
+
+
+def test_utkinect_training_subjects_convert_and_split(utkinect_h5):
+    columns, attrs = storage.read_metadata(utkinect_h5)
+    assert attrs["kept"] == 100 and attrs["skipped"] == {}
+    assert sorted(set(columns["performer"].tolist())) == [1, 3, 5, 7, 9]
+    assert np.bincount(columns["label"]).tolist() == [10] * 10
+    assert splits.split_mask(columns, "utkinect", "xsub").all()  # every one is a training subject
+    fold = splits.split_mask(columns, "utkinect", "loso-3")
+    assert fold.sum() == 80 and set(columns["performer"][~fold].tolist()) == {3}
+    size = attrs["size"]
+    assert carrying_columns(utkinect_h5) == set(range((size - 20) // 2, (size - 20) // 2 + 20))
+
+
+def test_msr_action3d_converts_with_the_all_zero_file_skipped(msr_h5):
+    columns, attrs = storage.read_metadata(msr_h5)
+    assert attrs["kept"] == 566 and attrs["skipped"] == {"all-zero": 1}
+    report = storage.report_path_for(msr_h5).read_text().splitlines()
+    assert len(report) == 2 and report[1].startswith("a13_s09_e02,all-zero,")
+    assert attrs["class_names"][0] == "high arm wave" and attrs["num_classes"] == 20
+    train = splits.split_mask(columns, "msr-action3d", "xsub")
+    assert (int(train.sum()), int((~train).sum())) == (291, 275)
+    assert sorted(set(columns["performer"][train].tolist())) == [1, 3, 5, 7, 9]
+    assert np.bincount(columns["label"][train], minlength=20).min() > 0  # all 20 actions on both sides
+    assert np.bincount(columns["label"][~train], minlength=20).min() > 0
+    assert np.bincount(columns["performer"]).tolist()[1:] == [60, 59, 56, 38, 57, 58, 59, 60, 59, 60]  # kept
+    assert carrying_columns(msr_h5) == set(range(15, 35))  # 20 joints centred in 50 columns
+
+
+def test_msr_joints_are_reordered_to_kinect_v1(shared_data):
+    path = shared_data / "msr_action3d" / "a01_s01_e01_skeleton3D.txt"
+    raw = np.loadtxt(path).reshape(-1, 20, 4)
+    skeleton = msr_action3d.read_recording(path)
+    assert skeleton.coords.shape == (len(raw), 1, 20, 3)
+    np.testing.assert_allclose(skeleton.coords[:, 0, 0], raw[:, 6, :3], rtol=1e-6)  # hip centre is MSR's 7th
+    np.testing.assert_allclose(skeleton.coords[:, 0, 3], raw[:, 19, :3], rtol=1e-6)  # head is MSR's 20th
+    np.testing.assert_allclose(skeleton.coords[:, 0, 16], raw[:, 4, :3], rtol=1e-6)  # right hip is MSR's 5th
+
+
+def test_short_training_run_on_real_utkinect_through_the_scripts(utkinect, repo_root, tmp_path):
+    """process -> train a few steps with the dataset's defaults -> evaluate, on real recordings (loso-1)."""
+
+    def script(*argv: str) -> subprocess.CompletedProcess:
+        result = subprocess.run([sys.executable, *argv], cwd=repo_root, capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stderr[-3000:]
+        return result
+
+    data, run = tmp_path / "utk.h5", tmp_path / "run"
+    script("process_data.py", "--dataset", "utkinect", "--skeletons", str(utkinect), "--out", str(data), "--quiet")
+    script("train_MANs.py", "--data", str(data), "--benchmark", "loso-1", "--out", str(run), "--epochs", "2",
+           "--steps-per-epoch", "2")
+    record = json.loads((run / "config.json").read_text())
+    assert record["splits"] == {"fit": 80, "val": 0, "test": 20}
+    printed = script("evaluate.py", str(run / "best.keras"), "--data", str(data), "--benchmark", "loso-1").stdout
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["num_samples"] == 20 and "(20 loso-1 test samples)" in printed
