@@ -38,7 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--missing-list", help="file of sample names to skip (NTU's samples with missing skeletons)")
     parser.add_argument("--size", type=int, default=50, help="frames and joint columns S (224 for the large variant)")
     parser.add_argument("--mode", choices=["faithful", "denoised"], default="faithful",
-                        help="faithful: the authors' demo, quirks included; denoised: bodies chosen by ID")
+                        help="faithful: the authors' demo, quirks included; denoised: CTR-GCN's NTU "
+                        "denoising of the bodies (README), noise listed in <out stem>.denoised.csv")
     parser.add_argument("--frames", choices=["pad", "resample"],
                         help="time axis to S rows: pad (the demo's zero-padding / sampling) or resample (the "
                         "recorded frames interpolated onto all S rows); default: the dataset's (README)")

@@ -1,7 +1,7 @@
 """Memory Attention Networks (MANs) for skeleton-based action recognition, in Keras 3.
 
 Layers, lowest first (a module imports only from its own layer or those above it in this list):
-    skeleton_io, utkinect, preprocess, splits, datasets,
+    skeleton_io, denoise, utkinect, preprocess, splits, datasets,
     synthetic, storage, cli                                         numpy / h5py / pandas only, no Keras
     layers, augment, model                                          keras, keras.ops
     data, training, evaluation                                      the run-level logic

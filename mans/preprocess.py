@@ -7,15 +7,10 @@ faithful   steps 2-7 of the authors' demo exactly: bodies taken by their index i
            first frame with 1-2 bodies in which that index appears, sign fixes, padding or sampling to
            S rows, and the demo's last-frame quirk (a sample whose last frame lists more than 2 bodies
            is skipped, reason "last-frame-3+bodies").
-denoised   the corrected body selection: bodies are tracked by their Kinect bodyID; tracks that are
-           too short or implausibly wide are dropped as noise (thresholds below, from the NTU
-           denoising of Shi et al.'s 2s-AGCN / CTR-GCN `get_raw_denoised_data.py`); the remaining
-           tracks, most active first (largest summed joint variance), fill two body slots, a track
-           joining the first slot whose frames it does not overlap (so a person whose bodyID changed
-           mid-recording stays one body, as in CTR-GCN), so the two most active bodies are kept and
-           the most active is body 0; frames in which no kept body appears are dropped; nothing is
-           skipped for its last frame. View normalisation, sign fixes and length are as in faithful
-           mode, each body normalised from its own first frame.
+denoised   the field's standard NTU body selection: bodies, actor 1 / actor 2 and the frames kept are
+           exactly those of CTR-GCN's `get_raw_denoised_data.py` (`mans.denoise`, rules listed there);
+           then each actor is view-normalised from its own first frame with joints, and the sign
+           fixes and length are as in faithful mode; nothing is skipped for its last frame.
 
 A sample that cannot be processed raises `SampleSkipped` with a short `.reason` for the skip report.
 The array layout is (T, bodies * joints, 3) rows until `to_fixed_length` makes it (S, S, 3).
@@ -31,6 +26,8 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+
+from mans.denoise import DenoisedSequence, DenoiseError, denoise_skeleton
 
 MODES = ("faithful", "denoised")
 # Time axis to S rows: "pad" is the demo's step 6 (zero-pad a short recording, sample a long one); "resample"
@@ -85,23 +82,13 @@ def mirror_columns(layout: JointLayout, size: int) -> list[int]:
             columns[offset + body * layout.num_joints + joint] = offset + body * layout.num_joints + twin[joint]
     return columns
 
-# Denoised mode (ours, after the 2s-AGCN / CTR-GCN NTU denoising): a track is noise when it lasts
-# at most NOISE_MAX_FRAMES frames or less than NOISE_MIN_FRACTION of the recording, or when in at
-# least NOISE_WIDE_FRACTION of its frames its x-spread exceeds NOISE_SPREAD_RATIO times its y-spread
-# (a person is taller than wide; a chair or a wall is not). A filter that would remove every track
-# is not applied, so a sample always keeps a body.
-NOISE_MAX_FRAMES = 11
-NOISE_MIN_FRACTION = 0.1
-NOISE_SPREAD_RATIO = 0.8
-NOISE_WIDE_FRACTION = 0.69754
-
-
 class SampleSkipped(ValueError):
     """A sample that the chosen mode cannot turn into an image; `.reason` is a short stable key.
 
     Reasons: "zero-frames", "no-body", "no-usable-frame" (faithful: no frame lists 1 or 2 bodies),
     "last-frame-3+bodies" (faithful: the demo's step 7), "degenerate-body" (the view axes of a body
-    are undefined: coincident torso joints or hips along the spine).
+    are undefined: coincident torso joints or hips along the spine), and in denoised mode the
+    `mans.denoise.DenoiseError` reasons "only-noise" and "repeated-body-id" (where CTR-GCN's script fails).
     """
 
     def __init__(self, reason: str, message: str):
@@ -240,76 +227,33 @@ def faithful_rows(skel, layout: JointLayout = NTU_LAYOUT) -> np.ndarray:
     return rows.reshape(len(counts), layout.columns, 3)  # (F, bodies * joints, 3)
 
 
-def _body_tracks(skel) -> list[tuple[int, np.ndarray, np.ndarray]]:
-    """[(bodyID, frames (n,), joints (n, 25, 3))] in order of first appearance; a bodyID listed twice
-    in one frame keeps its first listing."""
-    counts = np.asarray(skel.body_counts)
-    listed = np.arange(skel.body_ids.shape[1]) < counts[:, None]  # (F, B)
-    frames, slots = np.nonzero(listed)
-    ids = skel.body_ids[frames, slots]
-    tracks = []
-    _, first = np.unique(ids, return_index=True)
-    for start in np.sort(first):
-        mine = ids == ids[start]
-        track_frames, keep = np.unique(frames[mine], return_index=True)
-        track_slots = slots[mine][keep]
-        tracks.append((int(ids[start]), track_frames, skel.coords[track_frames, track_slots]))
-    return tracks
+def sequence_rows(sequence: DenoisedSequence, layout: JointLayout = NTU_LAYOUT) -> np.ndarray:
+    """A denoised sequence view-normalised: (T, columns, 3) float64 rows, zeros where an actor is absent.
+
+    Each actor (slot) gets the view frame of its own first row with joints, applied to all its rows.
+    """
+    joints = sequence.joints[:, : layout.max_bodies]  # (T, bodies, J, 3)
+    rows = np.zeros((len(joints), layout.max_bodies, layout.num_joints, 3), np.float64)
+    for actor in range(joints.shape[1]):
+        present = np.any(joints[:, actor] != 0, axis=(1, 2))  # (T,)
+        if not present.any():
+            continue
+        rotation, origin = view_frame(joints[int(np.argmax(present)), actor], layout.torso)
+        rows[present, actor] = view_transform(joints[present, actor], rotation, origin)
+    return rows.reshape(len(joints), layout.columns, 3)  # (T, bodies * joints, 3)
 
 
-def _is_short(joints: np.ndarray, num_frames: int) -> bool:
-    return len(joints) <= NOISE_MAX_FRAMES or len(joints) < NOISE_MIN_FRACTION * num_frames
-
-
-def _is_wide(joints: np.ndarray) -> bool:
-    spread = np.ptp(joints, axis=1)  # (n, 3) per-frame extent over the 25 joints
-    wide = spread[:, 0] > NOISE_SPREAD_RATIO * spread[:, 1]
-    return bool(wide.mean() >= NOISE_WIDE_FRACTION)
-
-
-def _activity(joints: np.ndarray) -> float:
-    return float(np.var(joints.astype(np.float64), axis=0).sum())  # summed per-coordinate variance
-
-
-def _assign_bodies(tracks: list, num_frames: int, max_bodies: int = MAX_BODIES) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Tracks, most active first, into at most `max_bodies` body slots; a track joins the first slot whose
-    frames it does not overlap (a person whose bodyID changed mid-recording stays one body), and a
-    track that overlaps every slot is dropped. Returns [(frames, joints)] per slot, in frame order."""
-    order = sorted(range(len(tracks)), key=lambda i: -_activity(tracks[i][2]))  # stable on ties
-    slots: list[list[int]] = [[] for _ in range(max_bodies)]
-    taken = np.zeros((max_bodies, num_frames), bool)
-    for i in order:
-        frames = tracks[i][1]
-        for slot in range(max_bodies):
-            if not taken[slot, frames].any():
-                slots[slot].append(i)
-                taken[slot, frames] = True
-                break
-    bodies = []
-    for members in slots:
-        if members:
-            frames = np.concatenate([tracks[i][1] for i in members])
-            joints = np.concatenate([tracks[i][2] for i in members])
-            first = np.argsort(frames, kind="stable")
-            bodies.append((frames[first], joints[first]))
-    return bodies
+def _denoise(skel) -> DenoisedSequence:
+    _check(skel)
+    try:
+        return denoise_skeleton(skel)
+    except DenoiseError as error:
+        raise SampleSkipped(error.reason, str(error)) from None
 
 
 def denoised_rows(skel, layout: JointLayout = NTU_LAYOUT) -> np.ndarray:
-    """The corrected body selection (module docstring): (T, columns, 3) float64 rows, T <= F."""
-    _check(skel)
-    tracks = _body_tracks(skel)
-    for is_noise in (lambda j: _is_short(j, skel.num_frames), _is_wide):
-        kept = [track for track in tracks if not is_noise(track[2])]
-        if kept:
-            tracks = kept
-    rows = np.zeros((skel.num_frames, layout.max_bodies, layout.num_joints, 3), np.float64)
-    present = np.zeros(skel.num_frames, bool)
-    for body, (frames, joints) in enumerate(_assign_bodies(tracks, skel.num_frames, layout.max_bodies)):
-        rotation, origin = view_frame(joints[0], layout.torso)  # the body's own first frame
-        rows[frames, body] = view_transform(joints, rotation, origin)
-        present[frames] = True
-    return rows[present].reshape(-1, layout.columns, 3)  # (T, bodies * joints, 3)
+    """Denoised mode before the sign fixes: (T, columns, 3) float64 rows, T <= F."""
+    return sequence_rows(_denoise(skel), layout)
 
 
 def check_size(size: int, layout: JointLayout = NTU_LAYOUT) -> None:
@@ -332,6 +276,13 @@ def process_skeleton(
         frames: "pad" (the demo) or "resample" (the recorded frames interpolated onto all S rows).
     Raises: SampleSkipped with a `.reason`; ValueError for a bad mode, size or frames.
     """
+    return process_skeleton_with_drops(skel, mode, size, layout, frames)[0]
+
+
+def process_skeleton_with_drops(
+    skel, mode: str = "faithful", size: int = 50, layout: JointLayout = NTU_LAYOUT, frames: str = "pad"
+) -> tuple[np.ndarray, dict[int, str]]:
+    """`process_skeleton`, and the bodies denoised mode dropped as noise: {bodyID: rule} ({} in faithful mode)."""
     if mode not in MODES:
         raise ValueError(f"expected mode among {list(MODES)}, found {mode!r}")
     if frames not in FRAMES:
@@ -339,8 +290,13 @@ def process_skeleton(
     check_size(size, layout)
     if skel.coords.shape[2:] != (layout.num_joints, 3):
         raise ValueError(f"expected coords of shape (F, B, {layout.num_joints}, 3), found {skel.coords.shape}")
-    rows = faithful_rows(skel, layout) if mode == "faithful" else denoised_rows(skel, layout)
+    dropped: dict[int, str] = {}
+    if mode == "faithful":
+        rows = faithful_rows(skel, layout)
+    else:
+        sequence = _denoise(skel)
+        rows, dropped = sequence_rows(sequence, layout), sequence.dropped
     rows = fix_signs(rows)
     timed = resample_rows(rows, size) if frames == "resample" else to_fixed_length(rows, size, axis=0)
     image = to_fixed_length(timed, size, axis=1)  # (S, S, 3)
-    return image.astype(np.float32)
+    return image.astype(np.float32), dropped

@@ -15,7 +15,9 @@ Layout (format "mans-hdf5/1"; training and evaluation rely on it):
 HDF5 chunk (byte shuffle + zlib, exactly HDF5's shuffle and deflate filters), and the main process
 writes the chunks in name order with `write_direct_chunk`, so memory does not grow with the number
 of files and the bytes do not depend on the number of workers. The file is written to `<out>.tmp`
-and renamed when complete; the skipped samples are listed in `<out stem>.skipped.csv` beside it.
+and renamed when complete; the skipped samples are listed in `<out stem>.skipped.csv` beside it, and in
+denoised mode the bodies dropped as noise in `<out stem>.denoised.csv` (name, body_id, rule; rules in
+`mans.denoise.RULES`).
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ class ConversionSummary:
     kept: int
     skipped: dict[str, int]
     seconds: float
+    noise_report_path: pathlib.Path | None = None  # denoised mode: the bodies dropped as noise
 
     @property
     def files_per_second(self) -> float:
@@ -80,6 +83,7 @@ class ConversionSummary:
             f"{self.out_path}: kept {self.kept} of {self.files} files ({self.dataset}, {self.mode}, "
             f"size {self.size}), skipped {skipped}{f' ({reasons})' if reasons else ''}, "
             f"{self.seconds:.1f} s, {self.files_per_second:.0f} files/s; skip report {self.report_path}"
+            f"{f', noise report {self.noise_report_path}' if self.noise_report_path else ''}"
         )
 
 
@@ -90,17 +94,17 @@ def encode_chunk(image: np.ndarray, level: int = GZIP_LEVEL) -> bytes:
 
 
 def _convert_one(path: str, mode: str, size: int, frames: str = "pad") -> tuple:
-    """Worker: ("ok", frames, chunk bytes) or ("skip", reason, message)."""
+    """Worker: ("ok", frames, chunk bytes, {bodyID: rule} dropped as noise) or ("skip", reason, message)."""
     try:
         skel = read_skeleton(path)
-        image = preprocess.process_skeleton(skel, mode, size, frames=frames)
+        image, dropped = preprocess.process_skeleton_with_drops(skel, mode, size, frames=frames)
     except (SkeletonFormatError, preprocess.SampleSkipped) as error:
         return ("skip", error.reason, str(error))
     except OSError as error:
         return ("skip", "unreadable", f"{os.path.basename(path)}: {error.strerror or error}")
     except Exception as error:  # a bug, not bad input: fail the run, naming the file
         raise RuntimeError(f"{os.path.basename(path)}: {type(error).__name__}: {error}") from error
-    return ("ok", skel.num_frames, encode_chunk(image))
+    return ("ok", skel.num_frames, encode_chunk(image), dropped)
 
 
 def _ignore_sigint() -> None:
@@ -170,12 +174,28 @@ def report_path_for(out_path: str | os.PathLike) -> pathlib.Path:
     return out_path.with_name(out_path.stem + ".skipped.csv")
 
 
+def noise_report_path_for(out_path: str | os.PathLike) -> pathlib.Path:
+    """Where the bodies dropped as noise in denoised mode are listed: `<out stem>.denoised.csv` beside it."""
+    out_path = pathlib.Path(out_path)
+    return out_path.with_name(out_path.stem + ".denoised.csv")
+
+
 def _write_report(path: pathlib.Path, skips: list[tuple[str, str, str]]) -> None:
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(("name", "reason", "message"))
         writer.writerows(sorted(skips))
+    os.replace(tmp, path)
+
+
+def _write_noise_report(path: pathlib.Path, noise: list[tuple[str, int, str]]) -> None:
+    """(name, bodyID, rule) rows as they come: files in name order, bodies in the order they were dropped."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(("name", "body_id", "rule"))
+        writer.writerows(noise)
     os.replace(tmp, path)
 
 
@@ -225,7 +245,9 @@ def convert_folder(
     (`preprocess.SampleSkipped` reasons). `strict`: any skip other than "missing-list" is an error.
     `dataset`: "ntu60" or "ntu120"; None detects it from the action numbers (any > 60: ntu120).
     `workers`: processes (None: os.cpu_count()); the stored bytes do not depend on it.
-    `command`: recorded in the attrs (default: this process's argv).
+    `command`: recorded in the attrs (default: this process's argv). In denoised mode the bodies dropped
+    as noise go to `<out stem>.denoised.csv`: one row (name, body_id, rule) per body, files in name order,
+    bodies in the order the rules dropped them.
     Raises: FileNotFoundError, FileExistsError (output exists, overwrite=False), ValueError.
     """
     started = time.perf_counter()
@@ -262,6 +284,8 @@ def convert_folder(
     function = functools.partial(_convert_one, mode=mode, size=size, frames=frames)
     tasks = [str(path) for path, _ in candidates]
 
+    noise: list[tuple[str, int, str]] = []  # (name, bodyID, rule)
+
     def records(results: Iterable) -> Iterator[tuple[str, dict[str, int], int, bytes]]:
         bar = tqdm(results, total=len(tasks), unit="file", disable=None if progress else True)
         for (path, sample), result in zip(candidates, bar, strict=True):
@@ -269,15 +293,20 @@ def convert_folder(
             if result[0] == "skip":
                 _skip(skips, name, result[1], result[2], strict)
                 continue
+            noise.extend((name, body_id, rule) for body_id, rule in result[3].items())
             yield name, {key: getattr(sample, key) for key in _INT16_COLUMNS}, result[1], result[2]
         bar.close()
 
     with _ordered_results(function, tasks, min(workers, max(1, len(tasks)))) as results:
         kept, skipped = _write_output(out_path, size, records(results), skips, spec, (mode, frames), command,
                                       overwrite)
+    noise_report = noise_report_path_for(out_path) if mode == "denoised" else None
+    if noise_report is not None:
+        _write_noise_report(noise_report, noise)
     return ConversionSummary(
         out_path=out_path, report_path=report_path_for(out_path), dataset=spec.name, mode=mode, size=size,
         files=len(paths), kept=kept, skipped=skipped, seconds=time.perf_counter() - started,
+        noise_report_path=noise_report,
     )
 
 

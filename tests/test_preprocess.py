@@ -365,6 +365,17 @@ def test_denoised_joins_a_body_whose_id_changed(tmp_path):
     np.testing.assert_allclose(rows[:, 25:], want, atol=1e-5)  # the calm person is kept
 
 
+def test_denoised_normalises_each_actor_from_its_own_first_frame(tmp_path):
+    active, calm = moving(BODY, 20, 0.3), moving(BODY + (1.0, 0, 0.5), 30, 0.0)  # actor 1 leaves after frame 19
+    frames = [[(3, calm[f])] + ([(1, active[f])] if f < 20 else []) for f in range(30)]
+    rows = preprocess.denoised_rows(read_skeleton(write(tmp_path, frames)))
+    assert rows.shape == (30, 50, 3) and not rows[20:, :25].any()  # rows with actor 2 alone are kept
+    want = preprocess.view_transform(np.stack(active), *preprocess.view_frame(active[0]))
+    np.testing.assert_allclose(rows[:20, :25], want, atol=1e-5)
+    want = preprocess.view_transform(np.stack(calm), *preprocess.view_frame(calm[0]))
+    np.testing.assert_allclose(rows[:, 25:], want, atol=1e-5)
+
+
 def test_denoised_keeps_a_short_sample(tmp_path):
     image = process_skeleton(load(tmp_path, [[(BODY_ID, BODY)]] * 3), mode="denoised")
     np.testing.assert_allclose(image[23, :25], expected(BODY), atol=1e-6)

@@ -129,6 +129,18 @@ def test_denoised_mode_keeps_the_last_frame_sample(bad_folder, tmp_path):
     assert "last-frame-3+bodies" not in summary.skipped and summary.kept == 5  # 3 good, A016, A017
 
 
+def test_denoised_mode_reports_the_bodies_dropped_as_noise(bad_folder, tmp_path):
+    summary = storage.convert_folder(bad_folder, tmp_path / "d.h5", mode="denoised", workers=2, progress=False)
+    assert summary.noise_report_path == tmp_path / "d.denoised.csv" and "noise report" in summary.line()
+    with open(summary.noise_report_path, newline="") as handle:
+        rows = list(csv.reader(handle))
+    crowd = "S002C001P001R001A017"  # the two bodies of its last frame are listed once: length <= 11
+    assert rows == [["name", "body_id", "rule"], [crowd, str(BODY_ID + 1), "length"],
+                    [crowd, str(BODY_ID + 2), "length"]]
+    faithful = storage.convert_folder(bad_folder, tmp_path / "f.h5", workers=1, progress=False)
+    assert faithful.noise_report_path is None and not (tmp_path / "f.denoised.csv").exists()
+
+
 def test_strict_makes_a_skip_an_error(bad_folder, tmp_path):
     out = tmp_path / "strict.h5"
     with pytest.raises(ValueError, match="S002C001P001A018 skipped \\(bad-name\\).*strict"):
