@@ -173,11 +173,11 @@ def test_an_interrupted_run_leaves_nothing_half_written(bad_folder, tmp_path, mo
     calls = []
     original = storage._convert_one
 
-    def failing(path, mode, size):
+    def failing(path, mode, size, frames="pad"):
         calls.append(path)
         if len(calls) == 3:
             raise error
-        return original(path, mode, size)
+        return original(path, mode, size, frames)
 
     monkeypatch.setattr(storage, "_convert_one", failing)
     with pytest.raises(type(error)):
