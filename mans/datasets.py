@@ -51,16 +51,20 @@ ACTION_NAMES: tuple[str, ...] = (
     "support somebody with hand", "finger-guessing game (playing rock-paper-scissors)",
 )
 
-# UT-Kinect: about 100 training sequences instead of NTU's 40,000 (README, "UT-Kinect" gives the reasons and
-# bench/RESULTS.md the measurements): batches of 16 so that an epoch still has six steps; 60 epochs (about
-# 360 steps, 2-3 minutes on 2 CPU cores); augmentation on (rotation, scale, jitter, time warp at the
-# TrainConfig strengths), which ~100 sequences need; no validation hold-out: one held-out subject is ~20
-# sequences, too few to pick an epoch, so the last epoch is kept and the plateau schedule watches the
-# training loss.
+# UT-Kinect and MSR Action3D: about 100 / 300 training sequences instead of NTU's 40,000. Chosen by
+# leave-one-subject-out over UT-Kinect's five training subjects only (bench/bench_recipes.py, bench/RESULTS.md):
+# batches of 16 so that an epoch still has several steps; 100 epochs of a cosine decay to min_lr (the plateau
+# schedule rarely cut the rate on ~7 steps an epoch); augmentation on, with a left-right mirror half the time;
+# the BatchNormalization statistics recomputed on the training samples at the end (they lag with few steps);
+# no validation hold-out: one held-out subject is ~20 sequences, too few to pick an epoch, so the last epoch is
+# kept. Their recordings are resampled onto all S rows (DatasetSpec.frames) rather than zero-padded.
 SMALL_DATA_TRAIN_DEFAULTS: dict[str, object] = {
     "batch_size": 16,
-    "epochs": 60,
+    "epochs": 100,
+    "schedule": "cosine",
     "augment": True,
+    "mirror": 0.5,
+    "bn_recompute": True,
     "val": "none",
 }
 UTKINECT_TRAIN_DEFAULTS = SMALL_DATA_TRAIN_DEFAULTS
@@ -101,11 +105,12 @@ _DATASETS: dict[str, DatasetSpec] = {
     "ntu60": DatasetSpec("ntu60", 60, ACTION_NAMES[:60], BENCHMARKS["ntu60"]),
     "ntu120": DatasetSpec("ntu120", 120, ACTION_NAMES, BENCHMARKS["ntu120"]),
     "utkinect": DatasetSpec(
-        "utkinect", 10, UTKINECT_ACTIONS, BENCHMARKS["utkinect"], layout=KINECT_V1_LAYOUT,
+        "utkinect", 10, UTKINECT_ACTIONS, BENCHMARKS["utkinect"], layout=KINECT_V1_LAYOUT, frames="resample",
         train_defaults=types.MappingProxyType(UTKINECT_TRAIN_DEFAULTS),
     ),
     "msr-action3d": DatasetSpec(
         "msr-action3d", 20, MSR_ACTION3D_ACTIONS, BENCHMARKS["msr-action3d"], layout=KINECT_V1_LAYOUT,
+        frames="resample",
         train_defaults=types.MappingProxyType(SMALL_DATA_TRAIN_DEFAULTS),
     ),
 }

@@ -415,7 +415,8 @@ def predict_files(
     images = []
     for file in files:
         try:
-            images.append(preprocess.process_skeleton(skeleton_io.read_skeleton(file), mode, size))
+            skeleton = skeleton_io.read_skeleton(file)
+            images.append(preprocess.process_skeleton(skeleton, mode, size, frames=str(attrs.get("frames", "pad"))))
         except FileNotFoundError:
             raise UsageError(f"{file}: no such file") from None
         except ValueError as error:

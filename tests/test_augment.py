@@ -78,7 +78,9 @@ def test_bad_strengths():
     with pytest.raises(ValueError, match="strength=1.5"):
         augment.RandomScale(1.5)
     with pytest.raises(ValueError, match="unknown augmentation"):
-        augment.augmentation_layers({"mirror": 1.0})
+        augment.augmentation_layers({"shear": 1.0})
+    with pytest.raises(ValueError, match="`columns`"):
+        augment.RandomMirror(0.5)
 
 
 def test_augmentation_layers_order_and_config_round_trip():
@@ -126,3 +128,32 @@ def test_build_model_puts_augmentation_before_the_tarm_and_predicts_deterministi
     np.testing.assert_array_equal(model.predict(x, verbose=0), model.predict(x, verbose=0))
     plain = build_model(8, size=S, gru_units=4, attention_ratio=4)
     assert model.count_params() == plain.count_params()  # augmentation adds no weights
+
+
+def test_mirror_negates_x_and_swaps_the_twin_columns():
+    x = skeleton_batch()
+    columns = list(range(S))
+    columns[1], columns[2] = 2, 1  # joints 1 and 2 are left / right twins
+    y = keras.ops.convert_to_numpy(augment.RandomMirror(1.0, seed=0, columns=columns)(x, training=True))
+    np.testing.assert_array_equal(y[:, :, 1, 0], -x[:, :, 2, 0])
+    np.testing.assert_array_equal(y[:, :, 2, 1:], x[:, :, 1, 1:])
+    np.testing.assert_array_equal(y[:, :, 0, 1:], x[:, :, 0, 1:])
+    np.testing.assert_array_equal(y[:, :, 10:], 0)
+    twice = augment.RandomMirror(1.0, seed=0, columns=columns)(y, training=True)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(twice), x)
+    mirror = augment.RandomMirror(0.5, seed=1, columns=columns)
+    half = keras.ops.convert_to_numpy(mirror(skeleton_batch(64), training=True))
+    flipped = np.any(half != skeleton_batch(64), axis=(1, 2, 3))
+    assert 16 < flipped.sum() < 48  # about half of 64
+
+
+def test_mirror_columns_follow_the_layout():
+    from mans import preprocess
+
+    columns = preprocess.mirror_columns(preprocess.KINECT_V1_LAYOUT, 50)
+    assert len(columns) == 50 and sorted(columns) == list(range(50))
+    assert columns[15 + 4] == 15 + 8 and columns[15 + 19] == 15 + 15 and columns[15 + 3] == 15 + 3
+    ntu = preprocess.mirror_columns(preprocess.NTU_LAYOUT, 50)
+    assert ntu[21] == 23 and ntu[25 + 12] == 25 + 16  # hand tip twins; the second body's hips
+    layer = augment.RandomMirror(0.5, seed=2, columns=columns)
+    assert augment.RandomMirror.from_config(layer.get_config()).columns == columns

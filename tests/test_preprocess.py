@@ -379,3 +379,24 @@ def test_denoised_normalises_each_actor_from_its_own_first_frame(tmp_path):
 def test_denoised_keeps_a_short_sample(tmp_path):
     image = process_skeleton(load(tmp_path, [[(BODY_ID, BODY)]] * 3), mode="denoised")
     np.testing.assert_allclose(image[23, :25], expected(BODY), atol=1e-6)
+
+
+def test_resample_fills_every_row_by_linear_interpolation():
+    rows = np.arange(4, dtype=np.float64)[:, None, None] * np.ones((1, 2, 3))
+    out = preprocess.resample_rows(rows, 7)
+    assert out.shape == (7, 2, 3)
+    np.testing.assert_allclose(out[:, 0, 0], [0, 0.5, 1, 1.5, 2, 2.5, 3])
+    np.testing.assert_allclose(preprocess.resample_rows(rows[:1] + 5, 3), 5)
+    np.testing.assert_allclose(preprocess.resample_rows(np.arange(9.0)[:, None], 3)[:, 0], [0, 4, 8])
+
+
+def test_frames_option_changes_only_the_time_axis(tmp_path):
+    skel = load(tmp_path, [[(BODY_ID, BODY + (0.01 * k, 0.0, 0.02 * k))] for k in range(20)])
+    padded = preprocess.process_skeleton(skel, size=50)
+    filled = preprocess.process_skeleton(skel, size=50, frames="resample")
+    present = np.flatnonzero(np.abs(padded).sum(axis=(1, 2)) > 0)
+    assert len(present) == 20 and np.abs(filled).sum(axis=(1, 2)).min() > 0  # every row carries the body
+    np.testing.assert_allclose(filled[0], padded[present[0]], atol=1e-6)  # the same first and last frames
+    np.testing.assert_allclose(filled[-1], padded[present[-1]], atol=1e-6)
+    with pytest.raises(ValueError, match="expected frames among"):
+        preprocess.process_skeleton(skel, frames="stretch")

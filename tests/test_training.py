@@ -1,6 +1,7 @@
 """mans.training and train_MANs.py: settings precedence, run-folder rules, resume state, user errors,
 data-parallel training on two logical CPU devices."""
 
+import dataclasses
 import json
 import os
 import pathlib
@@ -192,3 +193,41 @@ def test_distribute_tensorflow_two_logical_cpus(repo_root, tmp_path, h5):
 def test_distribute_jax_two_host_devices(repo_root, tmp_path, h5):
     pytest.importorskip("jax")
     assert "data-parallel over 2 devices" in distributed_run(repo_root, tmp_path, h5, "jax")
+
+
+def test_cosine_schedule_warms_up_then_decays_to_min_lr():
+    config, _ = training.resolve_config(
+        {"data": "d", "out": "o", "schedule": "cosine", "epochs": 10, "warmup_epochs": 2, "lr": 0.1, "min_lr": 0.001}
+    )
+    schedule = training.learning_rate(config, steps_per_epoch=5)
+    rate = lambda step: float(keras.ops.convert_to_numpy(schedule(step)))  # noqa: E731
+    assert rate(0) == 0.0 and rate(5) == pytest.approx(0.05) and rate(10) == pytest.approx(0.1)
+    assert rate(30) == pytest.approx(0.001 + (0.1 - 0.001) / 2, rel=1e-5)  # half-way through the decay
+    assert rate(50) == pytest.approx(0.001, rel=1e-4)
+    plateau, _ = training.resolve_config({"data": "d", "out": "o"})
+    assert (plateau.schedule, training.learning_rate(plateau, 5)) == ("plateau", 0.01)
+    with pytest.raises(UsageError, match="warmup_epochs must be in"):
+        training.check_config(dataclasses.replace(config, warmup_epochs=10))
+    with pytest.raises(UsageError, match="schedule must be one of"):
+        training.check_config(dataclasses.replace(config, schedule="step"))
+
+
+def test_bn_recompute_rewrites_both_checkpoints_once(capsys, tmp_path, h5):
+    from mans import batchnorm, evaluation
+
+    out = tmp_path / "bn"
+    args = ["--data", str(h5), "--out", str(out), "--val", "none", "--schedule", "cosine", "--bn-recompute", *TINY]
+    assert train_MANs.main(args) == 0
+    assert "BatchNormalization statistics recomputed on" in capsys.readouterr().out
+    state = training.read_checkpoint_state(out / "last.keras")
+    assert state["bn_recomputed"] > 0 and json.loads((out / "state.json").read_text())["bn_recomputed"]
+    model = evaluation.load_checkpoint(out / "last.keras")
+    bn = model.get_layer("stcm_final_bn")
+    before = [np.array(v) for v in (bn.moving_mean, bn.moving_variance)]
+    data = training.data_lib.open_data(h5)
+    fit = training.data_lib.select_splits(data, "xsub", val="none", seed=1234).fit
+    batchnorm.recompute_bn_statistics(model, training.data_lib.load_rows(h5, batchnorm.bn_rows(fit, seed=1234)))
+    np.testing.assert_allclose(np.array(bn.moving_mean), before[0], rtol=1e-5, atol=1e-6)  # already population stats
+    np.testing.assert_allclose(np.array(bn.moving_variance), before[1], rtol=1e-5, atol=1e-6)
+    assert train_MANs.main(args) == 0
+    assert "run already complete" in capsys.readouterr().out
