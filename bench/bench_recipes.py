@@ -1,0 +1,134 @@
+"""The small-data recipe study on real recordings (issue: reach the paper on UT-Kinect and MSR Action3D).
+
+For each recipe, the leave-one-subject-out estimate over the subjects present in the UT-Kinect folder (the
+five training subjects in ../shared/data; no choice is ever made on a test subject) and its wall time per run;
+then the chosen recipe's MSR Action3D cross-subject top-1 over seeds, and the TARM / augmentation ablation.
+
+    python bench/bench_recipes.py --utkinect ../shared/data/utkinect_train --study
+    python bench/bench_recipes.py --msr ../shared/data/msr_action3d --seeds 1 2 3
+    python bench/bench_recipes.py --utkinect ../shared/data/utkinect_train --ablation
+
+Each run trains through `mans.training.train_one` with the recipe's flags over the dataset defaults, and is
+scored on the held-out subject(s) with the checkpoint the run keeps (last.keras; best.keras is the same).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import platform
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+
+from mans import storage  # noqa: E402
+
+# The steps measured, in order (the last one is today's UT-Kinect / MSR Action3D default). "frames" is the
+# preprocessing of the time axis; the rest are train_MANs.py settings given as flags.
+DEMO_RECIPE = {"epochs": 60, "schedule": "plateau", "mirror": 0.0, "bn_recompute": False}
+STUDY = {
+    "previous default (60 plateau epochs)": ("pad", DEMO_RECIPE),
+    "+ cosine 100 epochs, BN statistics recomputed": ("pad", {"mirror": 0.0}),
+    "+ frames resampled onto all S rows": ("resample", {"mirror": 0.0}),
+    "+ mirror 0.5 (the default)": ("resample", {}),
+}
+ABLATION = {
+    "TARM on, augmentation on (the default)": {},
+    "TARM on, augmentation off": {"augment": False},
+    "TARM off, augmentation on": {"use_tarm": False},
+    "TARM off, augmentation off": {"use_tarm": False, "augment": False},
+}
+
+
+def convert(kind: str, folder: str, frames: str, work: pathlib.Path) -> pathlib.Path:
+    out = work / f"{kind}-{frames}.h5"
+    if not out.exists():
+        convert_one = storage.convert_utkinect if kind == "utkinect" else storage.convert_msr_action3d
+        convert_one(folder, out, frames=frames, progress=False, command="bench_recipes.py")
+    return out
+
+
+def train_and_score(data: pathlib.Path, benchmark: str, flags: dict, seed: int, out: pathlib.Path) -> tuple:
+    """(top-1 on the benchmark's test side, training seconds) of one run."""
+    from mans import data as data_lib
+    from mans import evaluation, training
+
+    started = time.perf_counter()
+    training.train_one({**flags, "data": str(data), "benchmark": benchmark, "out": str(out), "seed": seed,
+                        "overwrite": True}, argv=["bench_recipes.py"])
+    seconds = time.perf_counter() - started
+    opened = data_lib.open_data(data)
+    test = data_lib.select_splits(opened, benchmark, val="none").test
+    scores = evaluation.predict_scores(evaluation.load_checkpoint(out / "last.keras"), opened, test)
+    return float((scores.argmax(1) == opened.labels[test]).mean()), seconds
+
+
+def loso(data: pathlib.Path, flags: dict, seeds: list[int], work: pathlib.Path) -> dict:
+    from mans import data as data_lib
+
+    subjects = sorted(set(int(s) for s in data_lib.open_data(data).meta["performer"]))
+    accuracies, seconds = [], []
+    for seed in seeds:
+        for subject in subjects:
+            accuracy, took = train_and_score(data, f"loso-{subject}", flags, seed, work / f"s{seed}-loso{subject}")
+            print(f"  seed {seed} loso-{subject}: {100 * accuracy:.1f} % in {took:.0f} s", flush=True)
+            accuracies.append(accuracy)
+            seconds.append(took)
+    return {"mean": 100 * float(np.mean(accuracies)), "std": 100 * float(np.std(accuracies)),
+            "seconds_per_run": float(np.mean(seconds)), "runs": len(accuracies)}
+
+
+def machine() -> str:
+    import keras
+    import tensorflow as tf
+
+    cpu = platform.processor() or platform.machine()
+    return (f"{cpu}, {os.cpu_count()} cores; python {platform.python_version()}, "
+            f"keras {keras.__version__}, tensorflow {tf.__version__}, numpy {np.__version__}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--utkinect", help="a UT-Kinect folder (the training subjects)")
+    parser.add_argument("--msr", help="an MSR Action3D folder")
+    parser.add_argument("--study", action="store_true", help="every recipe step, leave-one-subject-out on UT-Kinect")
+    parser.add_argument("--ablation", action="store_true", help="TARM x augmentation, leave-one-subject-out")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1])
+    args = parser.parse_args()
+    print(machine())
+    with tempfile.TemporaryDirectory() as tmp:
+        work = pathlib.Path(tmp)
+        rows = []
+        if args.utkinect and args.study:
+            for name, (frames, flags) in STUDY.items():
+                print(f"UT-Kinect LOSO: {name}", flush=True)
+                rows.append(("UT-Kinect LOSO", name, loso(convert("utkinect", args.utkinect, frames, work), flags,
+                                                           args.seeds, work / "runs")))
+        if args.utkinect and args.ablation:
+            for name, flags in ABLATION.items():
+                print(f"UT-Kinect LOSO ablation: {name}", flush=True)
+                data = convert("utkinect", args.utkinect, "resample", work)
+                rows.append(("UT-Kinect LOSO", name, loso(data, flags, args.seeds, work / "runs")))
+        if args.msr:
+            data = convert("msr", args.msr, "resample", work)
+            results = [train_and_score(data, "xsub", {}, seed, work / f"msr-{seed}") for seed in args.seeds]
+            accuracies = [100 * a for a, _ in results]
+            rows.append(("MSR Action3D xsub", "the default", {
+                "mean": float(np.mean(accuracies)), "std": float(np.std(accuracies)),
+                "seconds_per_run": float(np.mean([s for _, s in results])), "runs": len(results)}))
+        for protocol, name, result in rows:
+            print(f"{protocol:20s} {name:50s} {result['mean']:5.1f} +- {result['std']:4.1f} % over {result['runs']} "
+                  f"runs, {result['seconds_per_run']:.0f} s of training per run")
+        print(json.dumps(rows))
+
+
+if __name__ == "__main__":
+    main()
