@@ -9,6 +9,12 @@ Examples:
       preprocesses the files as the run's training data was and prints the top-5 actions
   python evaluate.py --ensemble a/scores.npy b/scores.npy --weights 1 0.5 --data data/ntu60.h5 --benchmark xsub
       fuses score files (same samples, same order) and prints the fused accuracy
+  python evaluate.py runs/ntu60-xsub/best.keras --explain S001C001P001R001A001.skeleton --out pictures [--gif]
+      one picture per recording: the skeleton at a few frames, the TARM attention of every frame, the
+      image the STCM sees and the top-5 actions (mans/explain.py)
+  python -m mans.stream --print-frames S001C001P001R001A001.skeleton | \
+      python evaluate.py runs/ntu60-xsub/best.keras --stream --window 50 --stride 5 [--json]
+      classifies a stream of frames, one a line (format: mans/stream.py), one printed line per window
 """
 
 import argparse
@@ -43,7 +49,17 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--bn-samples", type=int, default=4096, help="training samples used for that (default 4096)")
     p.add_argument("--skeleton", nargs="+", metavar="FILE", help="raw .skeleton files to classify")
-    p.add_argument("--top", type=int, default=5, help="actions printed per --skeleton file (default 5)")
+    p.add_argument("--top", type=int, help="actions printed per --skeleton file (default 5) or --stream window "
+                   "(default 3)")
+    p.add_argument("--explain", nargs="+", metavar="FILE", help="raw recordings to draw a picture of (into --out, "
+                   "default: an explain/ folder beside the checkpoint)")
+    p.add_argument("--gif", action="store_true", help="with --explain: also an animated GIF per recording")
+    p.add_argument("--overwrite", action="store_true", help="with --explain: replace existing pictures")
+    p.add_argument("--stream", action="store_true", help="classify frames read from standard input, one frame "
+                   "a line (the joints' x y z in the dataset's order, body after body; see mans/stream.py)")
+    p.add_argument("--window", type=int, help="with --stream: frames per window (default: the model's S)")
+    p.add_argument("--stride", type=int, default=1, help="with --stream: frames between windows (default 1)")
+    p.add_argument("--json", action="store_true", help="with --stream: JSON lines instead of text")
     p.add_argument("--ensemble", nargs="+", metavar="SCORES", help="score files (.npy) to fuse")
     p.add_argument("--weights", nargs="+", type=float, help="one weight per --ensemble file (default 1 each)")
     return p
@@ -73,8 +89,21 @@ def run(args: argparse.Namespace, evaluation) -> None:
         return
     if not args.checkpoint:
         raise UsageError("expected a checkpoint (or --ensemble score files)")
+    chosen = [flag for flag, given in (("--skeleton", args.skeleton), ("--explain", args.explain),
+                                       ("--stream", args.stream)) if given]
+    if len(chosen) > 1:
+        raise UsageError(f"{' and '.join(chosen)} do different things: give one of them")
+    if args.explain:
+        explain(args)
+        return
+    if args.stream:
+        from mans import stream
+
+        stream.stream(args.checkpoint, args.data, window=args.window, stride=args.stride,
+                      top=args.top or stream.STREAM_TOP, json_lines=args.json)
+        return
     if args.skeleton:
-        for file, top in evaluation.predict_files(args.checkpoint, args.skeleton, args.data, args.top):
+        for file, top in evaluation.predict_files(args.checkpoint, args.skeleton, args.data, args.top or 5):
             print(file)
             for rank, (name, probability) in enumerate(top, 1):
                 print(f"  {rank}. {name}  {probability:.1%}")
@@ -94,6 +123,26 @@ def run(args: argparse.Namespace, evaluation) -> None:
     metrics = evaluation.evaluate(args.checkpoint, args.data, args.benchmark, args.out, **options)
     _print_metrics(metrics)
     print(f"reports in {args.out or pathlib.Path(args.checkpoint).parent}")
+
+
+def explain(args: argparse.Namespace) -> None:
+    """--explain: one picture per recording, a line per picture, a summary line."""
+    import time
+
+    from tqdm import tqdm
+
+    from mans import explain as explain_lib
+
+    out = pathlib.Path(args.out) if args.out else pathlib.Path(args.checkpoint).parent / "explain"
+    start, results = time.perf_counter(), []
+    for result in explain_lib.explain_files(args.checkpoint, args.explain, out, args.data, gif=args.gif,
+                                            overwrite=args.overwrite):
+        _, name, probability = result.explanation.top[0]
+        tqdm.write(f"{result.paths[0]}: top-1 {name} {probability:.1%}")
+        results.append(result)
+    if results and results[0].explanation.attention is None:
+        print(f"note: {args.checkpoint} has no TARM (trained with --no-tarm): there is no attention to show")
+    print(explain_lib.explain_summary(results, time.perf_counter() - start, out))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,10 +1,11 @@
 """Memory Attention Networks (MANs) for skeleton-based action recognition, in Keras 3.
 
 Layers, lowest first (a module imports only from its own layer or those above it in this list):
-    skeleton_io, denoise, utkinect, preprocess, splits, datasets,
-    synthetic, storage, cli                                         numpy / h5py / pandas only, no Keras
+    skeleton_io, denoise, utkinect, msr_action3d, preprocess, splits, datasets,
+    synthetic, storage, recordings, cli                             numpy / h5py / pandas only, no Keras
     layers, augment, model                                          keras, keras.ops
-    data, training, evaluation                                      the run-level logic
+    data, training, evaluation, explain, stream                     the run-level logic (stream imports
+                                                                    Keras only to classify, not to print frames)
 
 `import mans` does not import Keras: `mans.build_model` is loaded on first use, so preprocessing
 never pays for a deep-learning backend.

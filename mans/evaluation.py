@@ -1,4 +1,4 @@
-"""Evaluate MANs checkpoints: test-split metrics and reports, single-file prediction, score ensembles.
+"""Evaluate MANs checkpoints: test-split metrics and reports, raw-recording prediction, score ensembles.
 
 `evaluate` writes, into the checkpoint's folder or `out`:
     metrics.json             top1, top5, mean_class_accuracy (fractions), checkpoint, data, benchmark, ...
@@ -14,7 +14,9 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime
+import functools
 import json
 import os
 import pathlib
@@ -26,12 +28,13 @@ import keras
 import numpy as np
 
 from mans import data as data_lib
+from mans import preprocess, recordings, training
 from mans import splits as splits_lib
-from mans import training
 from mans.batchnorm import BN_SAMPLES, bn_rows, recompute_bn_statistics
 from mans.data import UsageError
 
 REPORT_FILES = training.REPORT_FILES
+PREDICT_CHUNK = 32  # raw recordings per forward pass of a Predictor (ours: bounds the memory at S = 224)
 
 
 def load_checkpoint(path: str | os.PathLike) -> keras.Model:
@@ -383,50 +386,142 @@ def _preprocess_settings(checkpoint: pathlib.Path, data_path: str | os.PathLike 
     )
 
 
+@dataclasses.dataclass
+class Predictor:
+    """A checkpoint together with the preprocessing of its training data: raw recordings in, scores out.
+
+    `load_predictor` makes one from the run record beside the checkpoint (or an HDF5 file's attributes).
+    Reading and preprocessing need no model: the checkpoint is loaded on first use of `model`.
+    """
+
+    checkpoint: pathlib.Path
+    dataset: str
+    mode: str
+    size: int
+    class_names: list[str]
+    recording_format: recordings.RecordingFormat
+    jit_compile: bool = False
+    frames: str = "pad"  # the time axis of the training data (mans.preprocess.FRAMES)
+
+    @functools.cached_property
+    def model(self) -> keras.Model:
+        """The checkpoint, loaded and checked against its data settings, its predict function compiled."""
+        model = load_checkpoint(self.checkpoint)
+        if tuple(model.input_shape[1:]) != (self.size, self.size, 3):
+            raise UsageError(
+                f"{self.checkpoint} expects inputs {tuple(model.input_shape[1:])}, but its data had size {self.size}"
+            )
+        if int(model.output_shape[-1]) != len(self.class_names):
+            raise UsageError(
+                f"{self.checkpoint} predicts {model.output_shape[-1]} classes, but its data names "
+                f"{len(self.class_names)}"
+            )
+        model.compile(jit_compile=self.jit_compile and keras.backend.backend() in ("tensorflow", "jax"))
+        return model
+
+    @property
+    def layout(self) -> preprocess.JointLayout:
+        return self.recording_format.layout
+
+    @property
+    def has_tarm(self) -> bool:
+        return TARM_LAYERS[0] in {layer.name for layer in self.model.layers}
+
+    def read(self, file: str | os.PathLike) -> list[recordings.Recording]:
+        """The recordings of a raw file in the checkpoint's format; UsageError naming the file."""
+        fmt = self.recording_format
+        if not fmt.matches(pathlib.Path(file)):
+            raise UsageError(
+                f"{file}: {self.checkpoint} was trained on {self.dataset} data and reads {fmt.describes}, "
+                "not this file"
+            )
+        try:
+            return fmt.recordings(file)
+        except FileNotFoundError:
+            raise UsageError(f"{file}: no such file") from None
+        except ValueError as error:
+            message = str(error)
+            raise UsageError(message if str(file) in message else f"{file}: {message}") from None
+
+    def rows(self, skel, source: str = "") -> np.ndarray:
+        """(T, columns, 3) rows of a recording before the fixed length; UsageError naming `source`."""
+        try:
+            return preprocess.normalised_rows(skel, self.mode, self.layout)
+        except ValueError as error:
+            raise UsageError(f"{source or 'recording'}: {error}") from None
+
+    def image(self, skel, source: str = "") -> np.ndarray:
+        """The (S, S, 3) image of a recording, exactly as the training data was made."""
+        return preprocess.image_from_rows(self.rows(skel, source), self.size, self.frames)
+
+    def scores(self, images: np.ndarray) -> np.ndarray:
+        """Softmax scores (n, classes) float32 of (n, S, S, 3) images, through the compiled predict function
+        (`predict_on_batch`: an eager call of the model takes about 100 times longer on the CPU)."""
+        images = np.asarray(images, np.float32)
+        chunks = [images[i : i + PREDICT_CHUNK] for i in range(0, len(images), PREDICT_CHUNK)]
+        return np.concatenate([np.asarray(self.model.predict_on_batch(c), np.float32) for c in chunks])
+
+    def top(self, row: np.ndarray, k: int) -> list[tuple[int, str, float]]:
+        """The k best classes of one score row as (class index, name, probability), best first."""
+        best = np.argsort(-row, kind="stable")[: min(k, len(row))]
+        return [(int(i), str(self.class_names[i]), float(row[i])) for i in best]
+
+
+TARM_LAYERS = ("tarm_x", "tarm_y", "tarm_z")  # mans.model's names for the three TARMs
+
+
+def load_predictor(
+    checkpoint: str | os.PathLike, data_path: str | os.PathLike | None = None, *, jit_compile: bool = False
+) -> Predictor:
+    """A `Predictor` for raw recordings of the checkpoint's dataset.
+
+    The dataset, mode, size, frames and class names come from the run record beside the checkpoint, or from
+    `data_path`'s attributes. `jit_compile`: compile the predict function with XLA where the backend has it
+    (TensorFlow, JAX); worth it for many calls of one batch shape (measured: bench/bench_stream.py).
+    """
+    checkpoint = pathlib.Path(checkpoint)
+    if not checkpoint.is_file():
+        raise UsageError(f"checkpoint {checkpoint}: no such file")
+    attrs = _preprocess_settings(checkpoint, data_path)
+    dataset = str(attrs.get("dataset"))
+    try:
+        fmt = recordings.format_for_dataset(dataset)
+    except ValueError as error:
+        raise UsageError(f"{checkpoint}: {error}") from None
+    class_names = attrs["class_names"]
+    if isinstance(class_names, str):
+        class_names = json.loads(class_names)
+    return Predictor(checkpoint, dataset, str(attrs["mode"]), int(attrs["size"]), list(class_names), fmt, jit_compile,
+                     str(attrs.get("frames", "pad")))
+
+
 def predict_files(
     checkpoint: str | os.PathLike,
     files: Sequence[str | os.PathLike],
     data_path: str | os.PathLike | None = None,
     top: int = 5,
 ) -> list[tuple[str, list[tuple[str, float]]]]:
-    """Top actions of raw `.skeleton` files, preprocessed exactly like the checkpoint's training data.
+    """Top actions of raw recordings (`.skeleton`, or the checkpoint's format), preprocessed exactly like the
+    checkpoint's training data.
 
     The mode and size come from the run record beside the checkpoint (or from `data_path`'s attributes).
 
     Returns:
-        For each file, (file, [(action name, probability), ...]) best first.
+        For each recording, (file, [(action name, probability), ...]) best first; a file holding several
+        recordings (a UT-Kinect joints file in its dataset folder) gives "file: name" for each.
     """
-    from mans import preprocess, skeleton_io
-
-    checkpoint = pathlib.Path(checkpoint)
-    attrs = _preprocess_settings(checkpoint, data_path)
-    if attrs.get("dataset") not in ("ntu60", "ntu120"):
-        raise UsageError(
-            f"{checkpoint} was trained on {attrs.get('dataset')} data; --skeleton reads NTU RGB+D .skeleton files "
-            "and needs an NTU checkpoint"
-        )
-    model = load_checkpoint(checkpoint)
-    size, mode = int(attrs["size"]), str(attrs["mode"])
-    class_names = attrs["class_names"]
-    if isinstance(class_names, str):
-        class_names = json.loads(class_names)
-    if tuple(model.input_shape[1:]) != (size, size, 3):
-        raise UsageError(f"{checkpoint} expects inputs {tuple(model.input_shape[1:])}, but its data had size {size}")
-    images = []
+    predictor = load_predictor(checkpoint, data_path)
+    labels, images = [], []
     for file in files:
-        try:
-            skeleton = skeleton_io.read_skeleton(file)
-            images.append(preprocess.process_skeleton(skeleton, mode, size, frames=str(attrs.get("frames", "pad"))))
-        except FileNotFoundError:
-            raise UsageError(f"{file}: no such file") from None
-        except ValueError as error:
-            raise UsageError(f"{file}: {error}") from None
-    scores = np.asarray(model.predict(np.stack(images), verbose=0))
-    results = []
-    for file, row in zip(files, scores, strict=True):
-        best = np.argsort(-row, kind="stable")[: min(top, len(row))]
-        results.append((str(file), [(str(class_names[i]), float(row[i])) for i in best]))
-    return results
+        held = predictor.read(file)
+        for recording in held:
+            labels.append(str(file) if len(held) == 1 else f"{file}: {recording.name}")
+            images.append(predictor.image(recording.skeleton, str(file)))
+    scores = predictor.scores(np.stack(images))
+    return [
+        (label, [(name, probability) for _, name, probability in predictor.top(row, top)])
+        for label, row in zip(labels, scores, strict=True)
+    ]
 
 
 def scores_names_path(scores_path: str | os.PathLike) -> pathlib.Path:

@@ -265,6 +265,34 @@ def check_size(size: int, layout: JointLayout = NTU_LAYOUT) -> None:
         )
 
 
+def normalised_rows(skel, mode: str = "faithful", layout: JointLayout = NTU_LAYOUT) -> np.ndarray:
+    """Steps 2-5: the view-normalised, sign-fixed (T, columns, 3) float64 rows before the fixed length.
+
+    T is the recording's frame count in faithful mode and its frames with a kept body in denoised mode.
+    Raises: SampleSkipped with a `.reason`; ValueError for a bad mode or coordinate shape.
+    """
+    if mode not in MODES:
+        raise ValueError(f"expected mode among {list(MODES)}, found {mode!r}")
+    if skel.coords.shape[2:] != (layout.num_joints, 3):
+        raise ValueError(f"expected coords of shape (F, B, {layout.num_joints}, 3), found {skel.coords.shape}")
+    rows = faithful_rows(skel, layout) if mode == "faithful" else denoised_rows(skel, layout)
+    return fix_signs(rows)
+
+
+def image_from_rows(rows: np.ndarray, size: int, frames: str = "pad") -> np.ndarray:
+    """Step 6: (T, columns, 3) rows -> the (size, size, 3) float32 image, time and joint columns fixed to S."""
+    timed = resample_rows(rows, size) if frames == "resample" else to_fixed_length(rows, size, axis=0)
+    return to_fixed_length(timed, size, axis=1).astype(np.float32)
+
+
+def fixed_length_sources(n: int, size: int, frames: str = "pad") -> np.ndarray:
+    """(size,) int64: the entry of `n` that each of the S rows holds (the nearest one where "resample"
+    interpolates), -1 for padding."""
+    if frames == "resample":
+        return np.rint(np.linspace(0, n - 1, size)).astype(np.int64)
+    return to_fixed_length(np.arange(1, n + 1), size) - 1
+
+
 def process_skeleton(
     skel, mode: str = "faithful", size: int = 50, layout: JointLayout = NTU_LAYOUT, frames: str = "pad"
 ) -> np.ndarray:

@@ -176,4 +176,4 @@ def test_utkinect_defaults_train_and_evaluate_end_to_end(tmp_path, repo_root):
     refused = subprocess.run([sys.executable, "evaluate.py", str(run / "best.keras"), "--skeleton", str(ntu_file)],
                              cwd=repo_root, capture_output=True, text=True, timeout=300)
     assert refused.returncode == 2 and refused.stderr.count("\n") == 1
-    assert "trained on utkinect data; --skeleton reads NTU RGB+D" in refused.stderr
+    assert "was trained on utkinect data and reads UT-Kinect-Action3D joint files" in refused.stderr
