@@ -4,7 +4,8 @@ Layers, lowest first (a module imports only from its own layer or those above it
     skeleton_io, denoise, utkinect, msr_action3d, preprocess, splits, datasets,
     synthetic, storage, recordings, cli                             numpy / h5py / pandas only, no Keras
     layers, augment, model                                          keras, keras.ops
-    data, training, evaluation, explain, stream                     the run-level logic (stream imports
+    data, train_config, runfolder, checkpoints, distribution,
+    callbacks, training, evaluation, explain, stream                the run-level logic (stream imports
                                                                     Keras only to classify, not to print frames)
 
 `import mans` does not import Keras: `mans.build_model` is loaded on first use, so preprocessing
