@@ -21,7 +21,7 @@ import pathlib
 import shlex
 import sys
 
-from mans import storage
+from mans import cli, storage
 from mans.skeleton_io import SkeletonFormatError
 
 
@@ -112,13 +112,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     command = shlex.join(sys.argv if argv is None else ["process_data.py", *argv])
     try:
-        run(args, command)
+        with cli.sigterm_as_exception():
+            run(args, command)
     except (ValueError, OSError, SkeletonFormatError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("error: interrupted; no output written", file=sys.stderr)
         return 130
+    except cli.Terminated:
+        print("error: terminated (SIGTERM); no output written", file=sys.stderr)
+        return cli.TERMINATED_EXIT_STATUS
     return 0
 
 

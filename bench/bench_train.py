@@ -42,9 +42,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def device_description() -> str:
     """The accelerator the Keras backend computes on, else the CPU."""
-    from mans import training
+    from mans import distribution
 
-    if training.has_gpu():
+    if distribution.has_gpu():
         import keras
 
         if keras.config.backend() == "tensorflow":
@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> None:
     import keras
 
     from mans import data as data_lib
-    from mans import training
+    from mans import runfolder
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = pathlib.Path(args.workdir or tmp)
@@ -152,13 +152,13 @@ def main(argv: list[str] | None = None) -> None:
         started = time.perf_counter()
         base = synthetic_h5(folder, args.samples)
         print(f"data: {args.samples} synthetic recordings in {time.perf_counter() - started:.0f} s")
-        versions = training.library_versions()
+        versions = runfolder.library_versions()
         setting = f"batch {args.batch_size}, mixed precision {'on' if args.mixed_precision else 'off'}"
         print(f"device: {device_description()}; {', '.join(f'{k} {v}' for k, v in versions.items())}")
         print(f"KERAS_BACKEND={keras.config.backend()}; {setting}")
         if not args.full:
             train(base, folder / "run", args, epochs=2, steps_per_epoch=args.steps, val="none")
-            seconds = training.read_json(folder / "run" / "state.json")["epoch_seconds"]
+            seconds = runfolder.read_json(folder / "run" / "state.json")["epoch_seconds"]
             fit = len(data_lib.select_splits(data_lib.open_data(base), "xsub", val="none").fit)
             samples = min(args.steps * args.batch_size, fit)
             print(
@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"data: {args.full_samples} training-side samples tiled in {time.perf_counter() - started:.0f} s")
         epochs = args.epochs or 50
         result = train(data, folder / "full", args, epochs=epochs)
-        seconds = training.read_json(folder / "full" / "state.json")["epoch_seconds"]
+        seconds = runfolder.read_json(folder / "full" / "state.json")["epoch_seconds"]
         steady = statistics.median(seconds[1:]) if len(seconds) > 1 else seconds[0]
         estimate = seconds[0] + 49 * steady
         print(

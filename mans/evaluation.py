@@ -28,12 +28,12 @@ import keras
 import numpy as np
 
 from mans import data as data_lib
-from mans import preprocess, recordings, training
+from mans import preprocess, recordings, runfolder
 from mans import splits as splits_lib
 from mans.batchnorm import BN_SAMPLES, bn_rows, recompute_bn_statistics
 from mans.data import UsageError
 
-REPORT_FILES = training.REPORT_FILES
+REPORT_FILES = runfolder.REPORT_FILES
 PREDICT_CHUNK = 32  # raw recordings per forward pass of a Predictor (ours: bounds the memory at S = 224)
 
 
@@ -60,7 +60,7 @@ def run_record(checkpoint: str | os.PathLike) -> dict | None:
     path = pathlib.Path(checkpoint).parent / "config.json"
     if not path.is_file():
         return None
-    record = training.read_json(path)
+    record = runfolder.read_json(path)
     return record if "config" in record and "data_attrs" in record else None
 
 
@@ -187,7 +187,7 @@ def write_reports(
         "num_classes": int(num_classes),
         "created": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
     }
-    training.write_json_atomic(out / "metrics.json", metrics)
+    runfolder.write_json_atomic(out / "metrics.json", metrics)
     support, correct = summary["support"], summary["correct"]
     _write_csv(
         out / "per_class_accuracy.csv",
@@ -370,7 +370,7 @@ def evaluate_folds(
         summary[key], summary[f"{key}_std"] = float(values.mean()), float(values.std())
     summary["num_samples"] = sum(int(metrics["num_samples"]) for metrics in per_fold.values())
     summary["per_fold"] = per_fold
-    training.write_json_atomic(run_dir / f"{benchmark}_metrics.json", summary)
+    runfolder.write_json_atomic(run_dir / f"{benchmark}_metrics.json", summary)
     return summary
 
 

@@ -107,8 +107,33 @@ def _convert_one(path: str, mode: str, size: int, frames: str = "pad") -> tuple:
     return ("ok", skel.num_frames, encode_chunk(image), dropped)
 
 
-def _ignore_sigint() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is handled once, by the main process
+def _init_worker(parent: int) -> None:
+    """A conversion worker: Ctrl-C and SIGTERM are handled once, by the main process, which ends the workers
+    (SIGTERM, default action: they end without a traceback); a worker whose parent is gone ends the same way."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a forked worker inherits the main process's handler
+    _end_with_parent(parent)
+
+
+def _end_with_parent(parent: int) -> None:
+    """Ask Linux to send SIGTERM when the parent dies (PR_SET_PDEATHSIG); elsewhere, poll for it."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG = 1
+        linux = sys.platform == "linux"
+    except (OSError, AttributeError):
+        linux = False
+    if os.getppid() != parent:  # the parent died before prctl
+        os._exit(1)
+    if not linux:
+        threading.Thread(target=_exit_when_orphaned, args=(parent,), daemon=True).start()
+
+
+def _exit_when_orphaned(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(1)
 
 
 @contextlib.contextmanager
@@ -135,7 +160,7 @@ def _ordered_results(function, tasks: list, workers: int) -> Iterator[Iterable]:
 
     # fork where it is safe: workers inherit the imports (pandas, h5py) instead of repeating them
     context = multiprocessing.get_context("fork" if sys.platform == "linux" else None)
-    pool = context.Pool(workers, initializer=_ignore_sigint)
+    pool = context.Pool(workers, initializer=_init_worker, initargs=(os.getpid(),))
     try:
         yield results()
     finally:

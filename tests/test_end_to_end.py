@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from test_data import load_script, make_synthetic_h5
 
+from mans import callbacks
 from mans import data as data_lib
-from mans import training
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 # --augment: the random input transforms must also come back exactly after a resume
@@ -43,7 +43,7 @@ def runs(tmp_path_factory):
     h5 = make_synthetic_h5(REPO, folder, samples=100)
     straight, resumed = folder / "straight", folder / "resumed"
     assert load_script(REPO, "train_MANs").main(["--data", str(h5), "--out", str(straight), *TRAIN]) == 0
-    killed = script("train_MANs.py", "--data", h5, "--out", resumed, *TRAIN, env={training.KILL_AFTER_EPOCH_ENV: "1"})
+    killed = script("train_MANs.py", "--data", h5, "--out", resumed, *TRAIN, env={callbacks.KILL_AFTER_EPOCH_ENV: "1"})
     assert killed.returncode == 137, killed.stderr[-3000:]
     after_kill = {
         "state": json.loads((resumed / "state.json").read_text()),

@@ -192,7 +192,7 @@ LOAD_AND_PREDICT = """
 import sys
 import keras
 import numpy as np
-import mans.model  # registers mans>TARM
+import mans  # the one import a checkpoint needs (README)
 x = np.load(sys.argv[1])
 for model_path, out_path in zip(sys.argv[2::2], sys.argv[3::2]):  # argv: x.npy (model.keras out.npy)...
     np.save(out_path, keras.saving.load_model(model_path).predict(x, verbose=0))
@@ -202,7 +202,7 @@ RELOAD_AND_SAVE = """
 import sys
 import keras
 import numpy as np
-import mans.model  # registers mans>TARM
+import mans  # the one import a checkpoint needs (README)
 model = keras.saving.load_model(sys.argv[2])  # saved under another backend
 np.save(sys.argv[3], model.predict(np.load(sys.argv[1]), verbose=0))
 model.save(sys.argv[4])

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import os
+import pathlib
+import signal
 import subprocess
 import sys
+import time
 
 import h5py
 import numpy as np
+import pytest
 
 from mans import datasets, splits, storage
 from mans.skeleton_io import parse_sample_name
+from mans.synthetic import write_synthetic_dataset
 
 
 def run(repo_root, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -110,3 +115,53 @@ def test_no_deep_learning_import(repo_root, tmp_path):
         imported = imported_modules(repo_root, *args)
         assert "h5py" in imported and "numpy" in imported
         assert not imported & {"tensorflow", "keras", "torch", "jax"}
+
+
+def _stalled_conversion(repo_root, tmp_path, workers: int) -> tuple[subprocess.Popen, pathlib.Path]:
+    """process_data.py on 12 files and a last `.skeleton` that is a FIFO nobody writes: the conversion stalls
+    there for good, with its temporary output open (no race with the end of the run)."""
+    folder, out = tmp_path / "syn", tmp_path / "out.h5"
+    write_synthetic_dataset(folder, 12, num_actions=4, seed=5, frames=(20, 40))
+    os.mkfifo(folder / "S017C003P040R002A001.skeleton")
+    env = {**os.environ, "PYTHONPATH": str(repo_root)}
+    proc = subprocess.Popen([sys.executable, str(repo_root / "process_data.py"), "--skeletons", str(folder), "--out",
+                             str(out), "--workers", str(workers), "--quiet"], cwd=repo_root, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    tmp = out.with_name(out.name + ".tmp")
+    deadline = time.monotonic() + 120
+    while not tmp.exists():
+        assert proc.poll() is None, proc.communicate()[1]
+        assert time.monotonic() < deadline, "the conversion never opened its temporary output"
+        time.sleep(0.1)
+    return proc, out
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigterm_removes_the_temporary_output(repo_root, tmp_path, workers):
+    proc, out = _stalled_conversion(repo_root, tmp_path, workers)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)  # returns once every worker has closed stderr too
+    assert proc.returncode == 143, stderr
+    assert "terminated (SIGTERM); no output written" in stderr and "Traceback" not in stderr
+    assert sorted(p.name for p in out.parent.iterdir()) == ["syn"]  # no out.h5, no .tmp, no report
+
+
+def test_workers_end_quietly_when_their_parent_is_killed(repo_root, tmp_path):
+    proc, _ = _stalled_conversion(repo_root, tmp_path, workers=2)
+    children = pathlib.Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+    workers = children.read_text().split() if children.exists() else []
+    proc.kill()
+    _, stderr = proc.communicate(timeout=60)  # EOF on stderr: every worker has ended
+    assert "Traceback" not in stderr and "BrokenPipeError" not in stderr, stderr
+    deadline = time.monotonic() + 30
+    while any(_alive(pid) for pid in workers):
+        assert time.monotonic() < deadline, f"workers still running: {[pid for pid in workers if _alive(pid)]}"
+        time.sleep(0.1)
+
+
+def _alive(pid: str) -> bool:
+    """Whether process `pid` still runs (a zombie, ended but not yet reaped, does not)."""
+    try:
+        return pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in "ZX"
+    except (FileNotFoundError, ProcessLookupError):
+        return False

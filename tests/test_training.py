@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 from test_data import load_script, make_synthetic_h5
 
-from mans import training
+from mans import callbacks, checkpoints, runfolder, train_config
+from mans import data as data_lib
 from mans.data import UsageError
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -28,7 +29,7 @@ def h5(repo_root, tmp_path_factory):
 
 
 def test_precedence_flag_over_dataset_over_paper():
-    config, sources = training.resolve_config(
+    config, sources = train_config.resolve_config(
         {"data": "d.h5", "out": "o", "batch_size": 16, "epochs": None}, {"batch_size": 32, "epochs": 200}
     )
     assert (config.batch_size, sources["batch_size"]) == (16, "flag")
@@ -36,12 +37,12 @@ def test_precedence_flag_over_dataset_over_paper():
     assert (config.lr, sources["lr"]) == (0.01, "paper")
     assert (config.val, sources["val"]) == ("holdout", "ours")
     assert (config.gru_units, config.dropout, sources["dropout"]) == (64, 0.5, "variant")
-    config, _ = training.resolve_config({"data": "d", "out": "o", "variant": "densenet161"})
+    config, _ = train_config.resolve_config({"data": "d", "out": "o", "variant": "densenet161"})
     assert (config.gru_units, config.dropout, config.recurrent_dropout) == (128, 0.0, 0.0)
 
 
 def test_paper_defaults():
-    config, _ = training.resolve_config({"data": "d", "out": "o"})
+    config, _ = train_config.resolve_config({"data": "d", "out": "o"})
     assert (config.lr, config.momentum, config.nesterov, config.batch_size, config.epochs) == (0.01, 0.9, True, 128, 50)
     assert (config.reduce_lr_factor, config.reduce_lr_patience, config.reduce_lr_cooldown, config.min_lr) == (
         0.2,
@@ -54,18 +55,18 @@ def test_paper_defaults():
 
 def test_unknown_and_bad_settings():
     with pytest.raises(UsageError, match="unknown setting .'batchsize'.*batch_size"):
-        training.resolve_config({"data": "d", "out": "o", "batchsize": 3})
+        train_config.resolve_config({"data": "d", "out": "o", "batchsize": 3})
     with pytest.raises(UsageError, match="unknown dataset default"):
-        training.resolve_config({"data": "d", "out": "o"}, {"learning_rate": 1})
-    config, _ = training.resolve_config({"data": "d", "out": "o", "momentum": 1.5})
+        train_config.resolve_config({"data": "d", "out": "o"}, {"learning_rate": 1})
+    config, _ = train_config.resolve_config({"data": "d", "out": "o", "momentum": 1.5})
     with pytest.raises(UsageError, match="momentum must be in"):
-        training.check_config(config)
+        train_config.check_config(config)
 
 
 def test_checkpoint_state_round_trip(tmp_path):
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
-    training.save_checkpoint(model, tmp_path / "last.keras", {"epochs_done": 4, "best_value": 0.5})
-    assert training.read_checkpoint_state(tmp_path / "last.keras") == {"epochs_done": 4, "best_value": 0.5}
+    checkpoints.save_checkpoint(model, tmp_path / "last.keras", {"epochs_done": 4, "best_value": 0.5})
+    assert checkpoints.read_checkpoint_state(tmp_path / "last.keras") == {"epochs_done": 4, "best_value": 0.5}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.keras"]  # no temporary file left
     keras.saving.load_model(tmp_path / "last.keras")  # the extra member does not disturb Keras
 
@@ -74,17 +75,17 @@ def test_reseed_dropout_is_deterministic():
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dropout(0.5), keras.layers.Dropout(0.5)])
     states = [v for v in model.variables if v.name == "seed_generator_state"]
     assert len(states) == 2
-    training.reseed_dropout(model, 1, 3)
+    callbacks.reseed_dropout(model, 1, 3)
     first = [np.asarray(v) for v in states]
     model(np.ones((2, 4)), training=True)
-    training.reseed_dropout(model, 1, 3)
+    callbacks.reseed_dropout(model, 1, 3)
     assert all(np.array_equal(a, np.asarray(v)) for a, v in zip(first, states, strict=True))
-    training.reseed_dropout(model, 1, 4)
+    callbacks.reseed_dropout(model, 1, 4)
     assert not np.array_equal(first[0], np.asarray(states[0]))
 
 
 def test_reduce_lr_state_survives_train_begin():
-    callback = training.ResumableReduceLROnPlateau(initial_state={"wait": 2, "cooldown_counter": 1, "best": 0.7})
+    callback = callbacks.ResumableReduceLROnPlateau(initial_state={"wait": 2, "cooldown_counter": 1, "best": 0.7})
     callback.on_train_begin()
     assert callback.get_state() == {"wait": 2, "cooldown_counter": 1, "best": 0.7}
 
@@ -92,7 +93,7 @@ def test_reduce_lr_state_survives_train_begin():
 def test_log_rows_of_unsaved_epochs_are_dropped(tmp_path):
     log = tmp_path / "log.csv"
     log.write_bytes(b"epoch,loss\r\n0,2.5\r\n1,2.0\r\n2,1.5\r\n")
-    training._truncate_log(log, 2)  # the run saved 2 epochs, then died after logging a third
+    runfolder.truncate_log(log, 2)  # the run saved 2 epochs, then died after logging a third
     assert log.read_bytes() == b"epoch,loss\r\n0,2.5\r\n1,2.0\r\n"
 
 
@@ -196,20 +197,20 @@ def test_distribute_jax_two_host_devices(repo_root, tmp_path, h5):
 
 
 def test_cosine_schedule_warms_up_then_decays_to_min_lr():
-    config, _ = training.resolve_config(
+    config, _ = train_config.resolve_config(
         {"data": "d", "out": "o", "schedule": "cosine", "epochs": 10, "warmup_epochs": 2, "lr": 0.1, "min_lr": 0.001}
     )
-    schedule = training.learning_rate(config, steps_per_epoch=5)
+    schedule = train_config.learning_rate(config, steps_per_epoch=5)
     rate = lambda step: float(keras.ops.convert_to_numpy(schedule(step)))  # noqa: E731
     assert rate(0) == 0.0 and rate(5) == pytest.approx(0.05) and rate(10) == pytest.approx(0.1)
     assert rate(30) == pytest.approx(0.001 + (0.1 - 0.001) / 2, rel=1e-5)  # half-way through the decay
     assert rate(50) == pytest.approx(0.001, rel=1e-4)
-    plateau, _ = training.resolve_config({"data": "d", "out": "o"})
-    assert (plateau.schedule, training.learning_rate(plateau, 5)) == ("plateau", 0.01)
+    plateau, _ = train_config.resolve_config({"data": "d", "out": "o"})
+    assert (plateau.schedule, train_config.learning_rate(plateau, 5)) == ("plateau", 0.01)
     with pytest.raises(UsageError, match="warmup_epochs must be in"):
-        training.check_config(dataclasses.replace(config, warmup_epochs=10))
+        train_config.check_config(dataclasses.replace(config, warmup_epochs=10))
     with pytest.raises(UsageError, match="schedule must be one of"):
-        training.check_config(dataclasses.replace(config, schedule="step"))
+        train_config.check_config(dataclasses.replace(config, schedule="step"))
 
 
 def test_bn_recompute_rewrites_both_checkpoints_once(capsys, tmp_path, h5):
@@ -219,14 +220,14 @@ def test_bn_recompute_rewrites_both_checkpoints_once(capsys, tmp_path, h5):
     args = ["--data", str(h5), "--out", str(out), "--val", "none", "--schedule", "cosine", "--bn-recompute", *TINY]
     assert train_MANs.main(args) == 0
     assert "BatchNormalization statistics recomputed on" in capsys.readouterr().out
-    state = training.read_checkpoint_state(out / "last.keras")
+    state = checkpoints.read_checkpoint_state(out / "last.keras")
     assert state["bn_recomputed"] > 0 and json.loads((out / "state.json").read_text())["bn_recomputed"]
     model = evaluation.load_checkpoint(out / "last.keras")
     bn = model.get_layer("stcm_final_bn")
     before = [np.array(v) for v in (bn.moving_mean, bn.moving_variance)]
-    data = training.data_lib.open_data(h5)
-    fit = training.data_lib.select_splits(data, "xsub", val="none", seed=1234).fit
-    batchnorm.recompute_bn_statistics(model, training.data_lib.load_rows(h5, batchnorm.bn_rows(fit, seed=1234)))
+    data = data_lib.open_data(h5)
+    fit = data_lib.select_splits(data, "xsub", val="none", seed=1234).fit
+    batchnorm.recompute_bn_statistics(model, data_lib.load_rows(h5, batchnorm.bn_rows(fit, seed=1234)))
     np.testing.assert_allclose(np.array(bn.moving_mean), before[0], rtol=1e-5, atol=1e-6)  # already population stats
     np.testing.assert_allclose(np.array(bn.moving_variance), before[1], rtol=1e-5, atol=1e-6)
     assert train_MANs.main(args) == 0

@@ -1,0 +1,71 @@
+"""Checkpoints with their resume state inside, and the choice between a fresh run and a resumed one.
+
+`last.keras` and `best.keras` are Keras files with one extra zip member, `mans_state.json`: epochs done,
+best so far, ReduceLROnPlateau's counters, wall time. Resuming reproduces an uninterrupted run exactly on
+the CPU (see `mans.callbacks` for the dropout seeds and `mans.data.SkeletonBatches` for the sample order).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import zipfile
+from collections.abc import Mapping
+
+import keras
+
+from mans import runfolder
+from mans.data import UsageError
+from mans.train_config import TrainConfig
+
+STATE_MEMBER = "mans_state.json"  # the resume state, stored inside last.keras / best.keras
+
+
+def read_checkpoint_state(path: pathlib.Path) -> dict | None:
+    """The resume state stored inside a .keras file, or None when it holds none."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            if STATE_MEMBER not in archive.namelist():
+                return None
+            return json.loads(archive.read(STATE_MEMBER))
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return None
+
+
+def save_checkpoint(model: keras.Model, path: pathlib.Path, state: Mapping[str, object]) -> None:
+    """Save the model (with optimizer) and `state` to `path` atomically (temporary file, os.replace)."""
+    tmp = path.parent / f".{path.stem}.tmp.keras"
+    model.save(tmp)
+    with zipfile.ZipFile(tmp, "a") as archive:
+        archive.writestr(STATE_MEMBER, json.dumps(runfolder.jsonable(state)))
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def resume_state_for(config: TrainConfig, record: dict) -> dict | None:
+    """Decide how to use the run folder: None for a fresh run, else the resume state to continue from."""
+    out = pathlib.Path(config.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file; expected a run folder")
+    if not out.exists() or not any(out.iterdir()):
+        return None
+    config_path = out / "config.json"
+    if not config_path.is_file():
+        raise UsageError(f"--out {out} exists and is not a run folder (no config.json); choose another --out")
+    if config.overwrite:
+        return None
+    differences = runfolder.differences(
+        runfolder.comparable(runfolder.read_json(config_path)), runfolder.comparable(record)
+    )
+    if differences:
+        shown = "; ".join(differences[:4]) + ("; ..." if len(differences) > 4 else "")
+        raise UsageError(f"{out} holds a run with another config ({shown}); choose another --out, or pass --overwrite")
+    last = out / "last.keras"
+    if not last.is_file():
+        return None
+    state = read_checkpoint_state(last)
+    if state is None:
+        raise UsageError(f"{last} holds no resume state; pass --overwrite to start the run again")
+    return state
