@@ -206,8 +206,8 @@ def fix_signs(rows: np.ndarray, layout: JointLayout | None = None) -> np.ndarray
 
     z is negated if z of joint 4 (left shoulder; the layout's `up`) at frame 0 < 0; y if mean y of joint 15 -
     joint 14 < 0 or mean y of joint 19 - joint 18 < 0 (the layout's `feet`); x if mean x of joint 16 - joint
-    12 < 0 (the layout's `hips`, right minus left). Returns a copy. 2D keypoints: the up channel is y (1), the
-    feet test does not apply and the score channel is left alone.
+    12 < 0 (the layout's `hips`, right minus left). Returns a copy. A 3D layout without feet negates y together
+    with z. 2D keypoints: the up channel is y (1), no y test, and the score channel is left alone.
     The fixes undo a flipped PCA axis u (y and z negated) of body 0, except where REFERENCE.md says
     (frame 0 without body 0: z stays flipped; body 1's own u is not looked at) and, because the y
     test is an "or", when the two legs disagree: y is then negated for either sign of u.
@@ -216,10 +216,14 @@ def fix_signs(rows: np.ndarray, layout: JointLayout | None = None) -> np.ndarray
     rows = np.array(rows, copy=True)
     mean = rows.mean(axis=0)  # (columns, 3)
     up = 2 if layout.dims == 3 else 1
-    if rows[0, layout.up, up] < 0:
+    flip_up = rows[0, layout.up, up] < 0
+    if flip_up:
         rows[..., up] *= -1
-    if layout.dims == 3 and any(mean[foot, 1] - mean[ankle, 1] < 0 for ankle, foot in layout.feet):
-        rows[..., 1] *= -1
+    if layout.dims == 3 and layout.feet:
+        if any(mean[foot, 1] - mean[ankle, 1] < 0 for ankle, foot in layout.feet):
+            rows[..., 1] *= -1
+    elif layout.dims == 3 and flip_up:
+        rows[..., 1] *= -1  # no feet to look at: a flipped PCA axis negated y with z (y = hips x z), undo both
     left, right = layout.hips
     if mean[right, 0] - mean[left, 0] < 0:
         rows[..., 0] *= -1
