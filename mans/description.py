@@ -110,17 +110,17 @@ class Description(_Strict):
         named += [("bones", j) for pair in self.bones for j in pair]
         for key, joint in named:
             if joint not in known:
-                raise ValueError(f"{key}: joint {joint!r} is not one of the description's joints")
+                raise ValueError(f"key {key!r}: joint {joint!r} is not one of the description's joints")
         for column in self.columns:
             if column in RESERVED_COLUMNS and not (column == "performer" and self.reader != "folder"):
-                raise ValueError(f"columns: {column!r} is reserved (reserved: {', '.join(RESERVED_COLUMNS)})")
+                raise ValueError(f"key 'columns': {column!r} is reserved (reserved: {', '.join(RESERVED_COLUMNS)})")
         if self.reader == "folder" and "subject" not in self.columns:
-            raise ValueError("columns: expected 'subject' among the grouping columns (splits hold subjects out)")
+            raise ValueError("key 'columns': expected 'subject' among the grouping columns (splits hold subjects out)")
         for split, rule in self.splits.items():
             used = list(rule.train or ()) + ([rule.leave_one_out] if rule.leave_one_out else [])
             for column in used:
                 if column not in self.columns:
-                    raise ValueError(f"splits.{split}: column {column!r} is not one of columns {self.columns}")
+                    raise ValueError(f"key 'splits.{split}': column {column!r} is not one of columns {self.columns}")
         return self
 
     @property
@@ -135,7 +135,7 @@ def _check_unique(key: str, values: list[str]) -> None:
     seen = set()
     for value in values:
         if value in seen:
-            raise ValueError(f"{key}: {value!r} appears twice")
+            raise ValueError(f"key {key!r}: {value!r} appears twice")
         seen.add(value)
 
 
