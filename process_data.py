@@ -1,8 +1,10 @@
-"""Convert a folder of NTU RGB+D `.skeleton` files (or a UT-Kinect-Action3D folder) into one HDF5 file of
-S x S x 3 MANs images.
+"""Convert a folder of skeleton recordings into one HDF5 file of S x S x 3 MANs images: NTU RGB+D .skeleton
+files, UT-Kinect-Action3D, MSR Action3D, or your own data (a folder of .npy arrays and a labels table, described
+by a JSON file: README "Your own data").
 
 Example: python process_data.py --skeletons nturgbd_skeletons_s001_to_s017 --out data/ntu60.h5 \\
              --missing-list NTU_RGBD_samples_with_missing_skeletons.txt
+Your own data: python process_data.py --dataset my_data/description.json --skeletons my_data --out data/my.h5
 Synthetic data (no dataset needed): python process_data.py --synthetic data/synthetic --samples 600 \\
              --actions 10 --out data/synthetic.h5
 UT-Kinect: python process_data.py --dataset utkinect --skeletons UTKinect --out data/utkinect.h5
@@ -21,20 +23,22 @@ import pathlib
 import shlex
 import sys
 
-from mans import cli, storage
+from mans import cli, datasets, storage
 from mans.skeleton_io import SkeletonFormatError
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--skeletons", help="folder of SsssCcccPpppRrrrAaaa.skeleton files (UT-Kinect: the "
-                        "folder holding joints/ and actionLabel.txt)")
+    source.add_argument("--skeletons", help="folder of the recordings: SsssCcccPpppRrrrAaaa.skeleton files (NTU), "
+                        "the folder holding joints/ and actionLabel.txt (UT-Kinect), aAA_sSS_eEE_skeleton3D.txt "
+                        "files (MSR Action3D), or .npy arrays and the labels table (your own description)")
     source.add_argument("--synthetic", metavar="DIR", help="write synthetic .skeleton files into DIR "
                         "(then convert them if --out is given)")
     parser.add_argument("--out", help="HDF5 file to write (required with --skeletons)")
-    parser.add_argument("--dataset", choices=["ntu60", "ntu120", "utkinect", "msr-action3d"],
-                        help="default: ntu120 if any action number > 60, else ntu60")
+    parser.add_argument("--dataset", metavar="NAME_OR_JSON",
+                        help="a built-in dataset (ntu60, ntu120, utkinect, msr-action3d) or the path of a description "
+                        ".json file (README 'Your own data'); default: ntu120 if any action number > 60, else ntu60")
     parser.add_argument("--missing-list", help="file of sample names to skip (NTU's samples with missing skeletons)")
     parser.add_argument("--size", type=int, default=50, help="frames and joint columns S (224 for the large variant)")
     parser.add_argument("--mode", choices=["faithful", "denoised"], default="faithful",
@@ -90,20 +94,16 @@ def run(args: argparse.Namespace, command: str) -> None:
     elif args.out is None:
         raise ValueError("--skeletons needs --out FILE")
     source = args.synthetic if args.synthetic is not None else args.skeletons
-    common = {"mode": args.mode, "size": args.size, "strict": args.strict, "overwrite": args.overwrite,
-              "command": command, "progress": not args.quiet}
-    if args.frames is not None:
-        common["frames"] = args.frames
-    if args.dataset in ("utkinect", "msr-action3d"):
+    spec = None if args.dataset is None else datasets.load_dataset(args.dataset)
+    if spec is not None and spec.description.reader != "ntu-skeleton":
         for option in ("missing_list", "limit"):
             if getattr(args, option) is not None:
                 flag = "--" + option.replace("_", "-")
                 raise ValueError(f"{flag} applies to NTU RGB+D only, not to --dataset {args.dataset}")
-        convert = storage.convert_utkinect if args.dataset == "utkinect" else storage.convert_msr_action3d
-        summary = convert(source, args.out, **common)
-    else:
-        summary = storage.convert_folder(source, args.out, dataset=args.dataset, workers=args.workers,
-                                         missing_list=args.missing_list, limit=args.limit, **common)
+    summary = storage.convert_folder(source, args.out, dataset=spec, mode=args.mode, size=args.size,
+                                     frames=args.frames, workers=args.workers, missing_list=args.missing_list,
+                                     limit=args.limit, strict=args.strict, overwrite=args.overwrite, command=command,
+                                     progress=not args.quiet)
     print(summary.line())
 
 

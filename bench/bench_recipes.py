@@ -51,8 +51,7 @@ ABLATION = {
 def convert(kind: str, folder: str, frames: str, work: pathlib.Path) -> pathlib.Path:
     out = work / f"{kind}-{frames}.h5"
     if not out.exists():
-        convert_one = storage.convert_utkinect if kind == "utkinect" else storage.convert_msr_action3d
-        convert_one(folder, out, frames=frames, progress=False, command="bench_recipes.py")
+        storage.convert_folder(folder, out, dataset=kind, frames=frames, progress=False, command="bench_recipes.py")
     return out
 
 

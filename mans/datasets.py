@@ -1,20 +1,22 @@
 """Dataset facts: classes, action names, benchmarks, joint layout, per-dataset training defaults.
 
-One registry serves NTU RGB+D 60 and 120 and UT-Kinect-Action3D; their differences are fields of
-`DatasetSpec` (STYLE.md section 1), so a new dataset is a reader plus one entry here. Action names are
-the datasets' own (REFERENCE.md), index = 0-based label.
+Every dataset is a description (`mans.description`): the built-ins NTU RGB+D 60 / 120, UT-Kinect-Action3D and
+MSR Action3D ship theirs in `mans/descriptions/`, a user's own dataset brings one, and a converted file
+carries its description in its attributes (`register_attrs` puts it back in the registry when the file is
+read). `DatasetSpec` is what the pipeline reads of a description. Action names are the datasets' own
+(REFERENCE.md), index = 0-based label.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import json
 import types
 from collections.abc import Mapping
 
-from mans.msr_action3d import ACTIONS as MSR_ACTION3D_ACTIONS
-from mans.preprocess import KINECT_V1_LAYOUT, NTU_LAYOUT, JointLayout
-from mans.splits import BENCHMARKS
-from mans.utkinect import ACTIONS as UTKINECT_ACTIONS
+from mans import description as description_lib
+from mans.preprocess import JointLayout
 
 ACTION_NAMES: tuple[str, ...] = (
     "drink water", "eat meal/snack", "brushing teeth", "brushing hair", "drop", "pickup", "throw",
@@ -68,6 +70,7 @@ SMALL_DATA_TRAIN_DEFAULTS: dict[str, object] = {
     "val": "none",
 }
 UTKINECT_TRAIN_DEFAULTS = SMALL_DATA_TRAIN_DEFAULTS
+PRESETS: Mapping[str, Mapping[str, object]] = {"small-data": SMALL_DATA_TRAIN_DEFAULTS}  # Training.preset
 
 # 1-based action numbers of the two-person actions (REFERENCE.md)
 TWO_PERSON_ACTIONS: frozenset[int] = frozenset((*range(50, 61), *range(106, 121)))
@@ -75,22 +78,26 @@ TWO_PERSON_ACTIONS: frozenset[int] = frozenset((*range(50, 61), *range(106, 121)
 
 @dataclasses.dataclass(frozen=True)
 class DatasetSpec:
-    """What the pipeline needs to know about one dataset.
+    """What the pipeline needs to know about one dataset, read from its description.
 
-    layout: the joints of a body, bodies per sample row and the torso of the view normalisation.
+    layout: the joints of a body, bodies per sample row and the joints of the view normalisation.
     frames: how the time axis becomes S rows by default ("pad", the demo's; "resample").
     train_defaults: training settings that differ from the paper's for this dataset ({} for NTU).
+    benchmarks: the split names, "loso" and its folds "loso-K" included. description: the whole description.
     """
 
     name: str
     num_classes: int
     class_names: tuple[str, ...]
     benchmarks: tuple[str, ...]
-    layout: JointLayout = NTU_LAYOUT
+    layout: JointLayout
     frames: str = "pad"  # preprocessing of the time axis (mans.preprocess.FRAMES); the demo pads
     train_defaults: Mapping[str, object] = dataclasses.field(
         default_factory=lambda: types.MappingProxyType({})
     )
+    joint_names: tuple[str, ...] = ()
+    bones: tuple[tuple[int, int], ...] = ()  # 0-based joint pairs of one body, for pictures
+    description: description_lib.Description | None = None
 
     @property
     def num_joints(self) -> int:
@@ -100,27 +107,92 @@ class DatasetSpec:
     def max_bodies(self) -> int:
         return self.layout.max_bodies
 
+    def split(self, benchmark: str) -> description_lib.Split:
+        """The rule of a benchmark ("loso-3": the "loso" rule)."""
+        splits = self.description.splits
+        return splits.get(benchmark) or splits[benchmark.rsplit("-", 1)[0]]
 
-_DATASETS: dict[str, DatasetSpec] = {
-    "ntu60": DatasetSpec("ntu60", 60, ACTION_NAMES[:60], BENCHMARKS["ntu60"]),
-    "ntu120": DatasetSpec("ntu120", 120, ACTION_NAMES, BENCHMARKS["ntu120"]),
-    "utkinect": DatasetSpec(
-        "utkinect", 10, UTKINECT_ACTIONS, BENCHMARKS["utkinect"], layout=KINECT_V1_LAYOUT, frames="resample",
-        train_defaults=types.MappingProxyType(UTKINECT_TRAIN_DEFAULTS),
-    ),
-    "msr-action3d": DatasetSpec(
-        "msr-action3d", 20, MSR_ACTION3D_ACTIONS, BENCHMARKS["msr-action3d"], layout=KINECT_V1_LAYOUT,
-        frames="resample",
-        train_defaults=types.MappingProxyType(SMALL_DATA_TRAIN_DEFAULTS),
-    ),
-}
+
+def layout_of(desc: description_lib.Description) -> JointLayout:
+    """The `JointLayout` of a description: its named joints as 0-based indices."""
+    index = desc.joint_index
+    return JointLayout(
+        num_joints=len(desc.joints), max_bodies=desc.bodies, torso=tuple(map(index, desc.view.torso)),
+        mirror=tuple((index(a), index(b)) for a, b in desc.mirror), origin=tuple(map(index, desc.view.origin)),
+        hips=(index(desc.view.hips[0]), index(desc.view.hips[1])), up=index(desc.view.up),
+        feet=tuple((index(a), index(b)) for a, b in desc.view.feet), dims=desc.dims,
+    )
+
+
+def benchmark_names(desc: description_lib.Description) -> tuple[str, ...]:
+    """The benchmark names of a description: each split, and "name-value" for each fold of a leave-one-out."""
+    names: list[str] = []
+    for name, rule in desc.splits.items():
+        names.append(name)
+        if rule.leave_one_out is not None:
+            names.extend(f"{name}-{value}" for value in rule.values or ())
+    return tuple(names)
+
+
+def spec_from_description(desc: description_lib.Description) -> DatasetSpec:
+    """The `DatasetSpec` of a checked description."""
+    training = desc.training.model_dump(exclude_none=True)
+    defaults = dict(PRESETS[training.pop("preset")]) if "preset" in training else {}
+    defaults.update(training)
+    index = desc.joint_index
+    return DatasetSpec(
+        name=desc.name, num_classes=len(desc.actions), class_names=tuple(desc.actions),
+        benchmarks=benchmark_names(desc), layout=layout_of(desc), frames=desc.frames,
+        train_defaults=types.MappingProxyType(defaults), joint_names=tuple(desc.joints),
+        bones=tuple((index(a), index(b)) for a, b in desc.bones), description=desc,
+    )
+
+
+@functools.cache
+def _builtin(name: str) -> DatasetSpec:
+    return spec_from_description(description_lib.load_description(description_lib.builtin_path(name)))
+
+
+_REGISTERED: dict[str, DatasetSpec] = {}  # descriptions of files read in this process
+
+
+def register(spec: DatasetSpec) -> DatasetSpec:
+    """Make `spec` the dataset of its name in this process (a file's own description)."""
+    _REGISTERED[spec.name] = spec
+    return spec
+
+
+def register_attrs(attrs: Mapping[str, object]) -> DatasetSpec | None:
+    """Register the description a converted file carries in its attrs ("description"); None when it has none."""
+    text = attrs.get("description")
+    if text is None:
+        return None
+    data = json.loads(text) if isinstance(text, str) else text
+    return register(spec_from_description(description_lib.parse_description(data, "the file's description")))
+
+
+def known_names() -> list[str]:
+    return sorted({*description_lib.builtin_names(), *_REGISTERED})
 
 
 def get_dataset(name: str) -> DatasetSpec:
-    """The registered `DatasetSpec` called `name` ("ntu60", "ntu120", "utkinect", "msr-action3d")."""
-    if name not in _DATASETS:
-        raise ValueError(f"expected a dataset among {sorted(_DATASETS)}, found {name!r}")
-    return _DATASETS[name]
+    """The `DatasetSpec` called `name`: a file's description read in this process, else a built-in one
+    ("ntu60", "ntu120", "utkinect", "msr-action3d")."""
+    if name in _REGISTERED:
+        return _REGISTERED[name]
+    if name not in description_lib.builtin_names():
+        raise ValueError(f"expected a dataset among {known_names()}, found {name!r}")
+    return _builtin(name)
+
+
+def load_dataset(name_or_path: str) -> DatasetSpec:
+    """A built-in dataset by name, or the description file at a path (DescriptionError naming it)."""
+    if name_or_path in description_lib.builtin_names():
+        return get_dataset(name_or_path)
+    if name_or_path.endswith(".json") or "/" in name_or_path:
+        return spec_from_description(description_lib.load_description(name_or_path))
+    raise ValueError(f"--dataset: expected a built-in dataset ({', '.join(description_lib.builtin_names())}) or "
+                     f"a description .json file, found {name_or_path!r}")
 
 
 def detect_dataset(actions) -> str:

@@ -485,7 +485,7 @@ def load_predictor(
     attrs = _preprocess_settings(checkpoint, data_path)
     dataset = str(attrs.get("dataset"))
     try:
-        fmt = recordings.format_for_dataset(dataset)
+        fmt = recordings.format_for_attrs(attrs)
     except ValueError as error:
         raise UsageError(f"{checkpoint}: {error}") from None
     class_names = attrs["class_names"]

@@ -49,13 +49,24 @@ KINECT_V2_MIRROR = (*KINECT_V1_MIRROR, (21, 23), (22, 24))
 
 @dataclasses.dataclass(frozen=True)
 class JointLayout:
-    """The joints of one body and how many bodies a row holds; torso: the joints of the PCA z axis;
-    mirror: the (left, right) joint pairs that trade places in a mirror image."""
+    """The joints of one body, how many bodies a row holds, and the joints the view normalisation uses.
+
+    torso: the joints of the PCA up axis (z in 3D). origin: the joints whose mean is the origin. hips: (left,
+    right), the hip vector of the y axis and of the x sign check. up: the joint whose up coordinate must be
+    positive in the first row (z sign check). feet: (ankle, foot) pairs of the y sign check (3D only).
+    mirror: the (left, right) joint pairs that trade places in a mirror image. dims: 3 (x y z) or 2 (image
+    x y, with a score or 1 in the third channel; see `view_frame_2d`). All 0-based joint indices of one body.
+    """
 
     num_joints: int = NUM_JOINTS
     max_bodies: int = MAX_BODIES
     torso: tuple[int, ...] = TORSO
     mirror: tuple[tuple[int, int], ...] = KINECT_V2_MIRROR
+    origin: tuple[int, ...] = (LEFT_HIP, RIGHT_HIP)
+    hips: tuple[int, int] = (LEFT_HIP, RIGHT_HIP)
+    up: int = LEFT_SHOULDER
+    feet: tuple[tuple[int, int], ...] = ((LEFT_ANKLE, LEFT_FOOT), (RIGHT_ANKLE, RIGHT_FOOT))
+    dims: int = 3
 
     @property
     def columns(self) -> int:
@@ -115,24 +126,68 @@ def pca_sign(projections: np.ndarray) -> float:
     return -1.0 if projections[int(np.argmax(np.abs(projections)))] < 0 else 1.0
 
 
-def view_frame(joints: np.ndarray, torso: tuple[int, ...] = TORSO) -> tuple[np.ndarray, np.ndarray]:
+def view_frame(
+    joints: np.ndarray,
+    torso: tuple[int, ...] = TORSO,
+    origin: tuple[int, ...] = (LEFT_HIP, RIGHT_HIP),
+    hips: tuple[int, int] = (LEFT_HIP, RIGHT_HIP),
+) -> tuple[np.ndarray, np.ndarray]:
     """The demo's body-centred coordinate frame from one frame's joints (J, 3).
 
-    Origin o = midpoint of the hips (12, 16); z = first principal axis of the torso joints minus o;
-    y = (hip12 - hip16) x z; x = y x z; all normalised.
+    Origin o = mean of the `origin` joints (the demo: the midpoint of the hips 12, 16); z = first principal
+    axis of the torso joints minus o; y = (left hip - right hip) x z; x = y x z; all normalised.
     Returns: (R, o): R (3, 3) with columns x, y, z; o (3,); float64. Raises SampleSkipped
     ("degenerate-body") when an axis is undefined.
     """
     joints = np.asarray(joints, np.float64)
-    origin = (joints[LEFT_HIP] + joints[RIGHT_HIP]) / 2
-    z = pca_first_axis(joints[list(torso)] - origin)
-    y = _cross(joints[LEFT_HIP] - joints[RIGHT_HIP], z)
+    centre = joints[list(origin)].sum(axis=0) / len(origin)  # two hips: exactly (a + b) / 2, the demo's
+    z = pca_first_axis(joints[list(torso)] - centre)
+    y = _cross(joints[hips[0]] - joints[hips[1]], z)
     x = _cross(y, z)
     axes = np.stack([x, y, z], axis=1)  # (3, 3), columns x y z
     norms = np.linalg.norm(axes, axis=0)
     if not np.all(norms > 1e-12):
         raise SampleSkipped("degenerate-body", f"view axes undefined (axis norms {norms.tolist()})")
-    return axes / norms, origin
+    return axes / norms, centre
+
+
+def view_frame_2d(joints: np.ndarray, layout: JointLayout) -> tuple[np.ndarray, np.ndarray, float]:
+    """The image-plane version of `view_frame` for 2D keypoints (J, 3) of x, y, score.
+
+    Only the joints seen (score > 0) count. Origin o = mean of the `origin` joints; the up axis = first
+    principal axis of the torso joints minus o (signed as `pca_first_axis`); x = the up axis turned by -90
+    degrees; scale = the mean distance of the torso joints from o, so that pixels of any camera become body
+    units (3D keeps metres and has no such step).
+    Returns: (R, o, scale): R (2, 2) with columns x, up; o (2,); scale > 0. Raises SampleSkipped
+    ("degenerate-body") with fewer than 2 torso joints or no origin joint seen, or coincident torso joints.
+    """
+    joints = np.asarray(joints, np.float64)
+    seen = joints[:, 2] > 0
+    torso = [j for j in layout.torso if seen[j]]
+    origin = [j for j in layout.origin if seen[j]]
+    if len(torso) < 2 or not origin:
+        raise SampleSkipped("degenerate-body", f"expected 2 torso joints and an origin joint seen, found {len(torso)}"
+                            f" and {len(origin)}")
+    xy = joints[:, :2]
+    centre = xy[origin].sum(axis=0) / len(origin)
+    scale = float(np.mean(np.linalg.norm(xy[torso] - centre, axis=1)))
+    if not scale > 1e-12:
+        raise SampleSkipped("degenerate-body", "view axes undefined (the torso joints coincide)")
+    up = pca_first_axis(xy[torso] - centre)
+    return np.stack([np.array([up[1], -up[0]]), up], axis=1), centre, scale  # columns x, up
+
+
+def body_rows(reference: np.ndarray, joints: np.ndarray, layout: JointLayout) -> np.ndarray:
+    """A body's (n, J, 3) joints in the view frame of its `reference` (J, 3) joints: x y z, or for 2D keypoints
+    x, up (in body units) and the score, zeros where a joint is not seen."""
+    if layout.dims == 3:
+        rotation, origin = view_frame(reference, layout.torso, layout.origin, layout.hips)
+        return view_transform(joints, rotation, origin)
+    rotation, origin, scale = view_frame_2d(reference, layout)
+    joints = np.asarray(joints, np.float64)
+    seen = joints[..., 2:] > 0  # (n, J, 1)
+    plane = (joints[..., :2] - origin) @ rotation / scale  # (n, J, 2): projections on x and up
+    return np.where(seen, np.concatenate([plane, joints[..., 2:]], axis=-1), 0.0)
 
 
 def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -146,22 +201,31 @@ def view_transform(joints: np.ndarray, rotation: np.ndarray, origin: np.ndarray)
     return (np.asarray(joints, np.float64) - origin) @ inverse.T  # (..., 3) rows: (R^-1 d)^T = d^T R^-T
 
 
-def fix_signs(rows: np.ndarray) -> np.ndarray:
+def fix_signs(rows: np.ndarray, layout: JointLayout | None = None) -> np.ndarray:
     """The demo's sign fixes on (T, columns, 3) rows (step 5); means run over all T rows, empty ones included.
 
-    z is negated if z of joint 4 (left shoulder) at frame 0 < 0; y if mean y of joint 15 - joint 14
-    < 0 or mean y of joint 19 - joint 18 < 0; x if mean x of joint 16 - joint 12 < 0. Returns a copy.
+    z is negated if z of joint 4 (left shoulder; the layout's `up`) at frame 0 < 0; y if mean y of joint 15 -
+    joint 14 < 0 or mean y of joint 19 - joint 18 < 0 (the layout's `feet`); x if mean x of joint 16 - joint
+    12 < 0 (the layout's `hips`, right minus left). Returns a copy. A 3D layout without feet negates y together
+    with z. 2D keypoints: the up channel is y (1), no y test, and the score channel is left alone.
     The fixes undo a flipped PCA axis u (y and z negated) of body 0, except where REFERENCE.md says
     (frame 0 without body 0: z stays flipped; body 1's own u is not looked at) and, because the y
     test is an "or", when the two legs disagree: y is then negated for either sign of u.
     """
+    layout = layout or NTU_LAYOUT
     rows = np.array(rows, copy=True)
     mean = rows.mean(axis=0)  # (columns, 3)
-    if rows[0, LEFT_SHOULDER, 2] < 0:
-        rows[..., 2] *= -1
-    if mean[LEFT_FOOT, 1] - mean[LEFT_ANKLE, 1] < 0 or mean[RIGHT_FOOT, 1] - mean[RIGHT_ANKLE, 1] < 0:
-        rows[..., 1] *= -1
-    if mean[RIGHT_HIP, 0] - mean[LEFT_HIP, 0] < 0:
+    up = 2 if layout.dims == 3 else 1
+    flip_up = rows[0, layout.up, up] < 0
+    if flip_up:
+        rows[..., up] *= -1
+    if layout.dims == 3 and layout.feet:
+        if any(mean[foot, 1] - mean[ankle, 1] < 0 for ankle, foot in layout.feet):
+            rows[..., 1] *= -1
+    elif layout.dims == 3 and flip_up:
+        rows[..., 1] *= -1  # no feet to look at: a flipped PCA axis negated y with z (y = hips x z), undo both
+    left, right = layout.hips
+    if mean[right, 0] - mean[left, 0] < 0:
         rows[..., 0] *= -1
     return rows
 
@@ -222,8 +286,7 @@ def faithful_rows(skel, layout: JointLayout = NTU_LAYOUT) -> np.ndarray:
         if not present.any():
             continue
         reference = int(np.argmax(present))  # first frame with 1-2 bodies listing this index
-        rotation, origin = view_frame(skel.coords[reference, body], layout.torso)
-        rows[present, body] = view_transform(skel.coords[present, body], rotation, origin)
+        rows[present, body] = body_rows(skel.coords[reference, body], skel.coords[present, body], layout)
     return rows.reshape(len(counts), layout.columns, 3)  # (F, bodies * joints, 3)
 
 
@@ -238,8 +301,7 @@ def sequence_rows(sequence: DenoisedSequence, layout: JointLayout = NTU_LAYOUT) 
         present = np.any(joints[:, actor] != 0, axis=(1, 2))  # (T,)
         if not present.any():
             continue
-        rotation, origin = view_frame(joints[int(np.argmax(present)), actor], layout.torso)
-        rows[present, actor] = view_transform(joints[present, actor], rotation, origin)
+        rows[present, actor] = body_rows(joints[int(np.argmax(present)), actor], joints[present, actor], layout)
     return rows.reshape(len(joints), layout.columns, 3)  # (T, bodies * joints, 3)
 
 
@@ -276,7 +338,7 @@ def normalised_rows(skel, mode: str = "faithful", layout: JointLayout = NTU_LAYO
     if skel.coords.shape[2:] != (layout.num_joints, 3):
         raise ValueError(f"expected coords of shape (F, B, {layout.num_joints}, 3), found {skel.coords.shape}")
     rows = faithful_rows(skel, layout) if mode == "faithful" else denoised_rows(skel, layout)
-    return fix_signs(rows)
+    return fix_signs(rows, layout)
 
 
 def image_from_rows(rows: np.ndarray, size: int, frames: str = "pad") -> np.ndarray:
@@ -321,10 +383,12 @@ def process_skeleton_with_drops(
     dropped: dict[int, str] = {}
     if mode == "faithful":
         rows = faithful_rows(skel, layout)
+    elif layout.dims != 3:
+        raise ValueError("denoised mode needs 3D joints (the rules measure spreads in metres); use --mode faithful")
     else:
         sequence = _denoise(skel)
         rows, dropped = sequence_rows(sequence, layout), sequence.dropped
-    rows = fix_signs(rows)
+    rows = fix_signs(rows, layout)
     timed = resample_rows(rows, size) if frames == "resample" else to_fixed_length(rows, size, axis=0)
     image = to_fixed_length(timed, size, axis=1)  # (S, S, 3)
     return image.astype(np.float32), dropped

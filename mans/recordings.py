@@ -19,12 +19,13 @@ from __future__ import annotations
 import dataclasses
 import os
 import pathlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
-from mans import msr_action3d, skeleton_io, utkinect
+from mans import datasets, msr_action3d, readers, skeleton_io, utkinect
 from mans.preprocess import KINECT_V1_LAYOUT, NTU_LAYOUT, JointLayout
+from mans.readers import skeleton_from_frames  # noqa: F401 (mans.stream reads it from here)
 from mans.skeleton_io import Skeleton
 
 # NTU RGB+D (Kinect v2) bones, 0-based as REFERENCE.md lists them.
@@ -147,12 +148,42 @@ def format_named(name: str) -> RecordingFormat:
 
 
 def format_for_dataset(dataset: str) -> RecordingFormat:
-    """The raw format whose recordings a checkpoint trained on `dataset` classifies."""
+    """The raw format whose recordings a checkpoint trained on `dataset` classifies: a registered one, else the
+    documented folder format's .npy sequences of the dataset's description (`format_for_spec`)."""
     for fmt in _FORMATS.values():
         if dataset in fmt.datasets:
             return fmt
-    known = sorted(d for fmt in _FORMATS.values() for d in fmt.datasets)
-    raise ValueError(f"no raw recording format is known for dataset {dataset!r} (known: {', '.join(known)})")
+    try:
+        spec = datasets.get_dataset(dataset)
+    except ValueError:
+        known = sorted(d for fmt in _FORMATS.values() for d in fmt.datasets)
+        message = f"no raw recording format is known for dataset {dataset!r} (known: {', '.join(known)})"
+        raise ValueError(message) from None
+    return format_for_spec(spec)
+
+
+def format_for_attrs(attrs: Mapping[str, object]) -> RecordingFormat:
+    """The raw format of a converted file's (or a run record's `data_attrs`) dataset; its own description,
+    when it carries one, is registered first (`datasets.register_attrs`)."""
+    datasets.register_attrs(attrs)
+    return format_for_dataset(str(attrs.get("dataset")))
+
+
+def format_for_spec(spec: datasets.DatasetSpec) -> RecordingFormat:
+    """The documented folder format for a described dataset: one .npy sequence a file, (frames, joints, channels)
+    or (frames, bodies, joints, channels) with the description's joints and coordinates."""
+    desc = spec.description
+    channels = 2 if desc.coordinates == "xy" else 3
+    shape = (desc.bodies, len(desc.joints), desc.coordinates)
+
+    def read(path: pathlib.Path) -> list[tuple[str, Skeleton]]:
+        return [(path.stem, readers.load_sequence(str(path), shape))]
+
+    return RecordingFormat(
+        name=f"{spec.name}-npy", datasets=(spec.name,), layout=spec.layout, bones=spec.bones, read=read,
+        matches=lambda path: path.suffix == ".npy",
+        describes=f"{spec.name} .npy sequences of (frames, [bodies,] {len(desc.joints)} joints, {channels} channels)",
+    )
 
 
 def format_for_file(path: str | os.PathLike) -> RecordingFormat:
@@ -176,20 +207,3 @@ def read_recordings(path: str | os.PathLike, fmt: RecordingFormat) -> list[Recor
 def listed_frames(skel: Skeleton) -> list[np.ndarray]:
     """Per frame, the (listed bodies, J, 3) coordinates the recording holds for it, in file order."""
     return [skel.coords[t, : int(count)] for t, count in enumerate(skel.body_counts)]
-
-
-def skeleton_from_frames(frames: Sequence[np.ndarray], num_joints: int) -> Skeleton:
-    """A Skeleton of frames given as (bodies, J, 3) arrays; body k of a frame gets bodyID k + 1.
-
-    Without Kinect bodyIDs the slot is the identity: the faithful mode takes bodies by slot anyway, and the
-    denoised mode then tracks body k as one person.
-    """
-    counts = np.array([len(frame) for frame in frames], np.int32)
-    width = max(1, int(counts.max(initial=0)))
-    coords = np.zeros((len(frames), width, num_joints, 3), np.float32)
-    for t, frame in enumerate(frames):
-        coords[t, : len(frame)] = frame
-    listed = np.arange(width) < counts[:, None]  # (F, B)
-    body_ids = np.where(listed, np.arange(1, width + 1, dtype=np.uint64), np.uint64(0))
-    tracking = np.where(listed[..., None], 2, 0).astype(np.int8).repeat(num_joints, axis=2)
-    return Skeleton(coords=coords, body_counts=counts, body_ids=body_ids, tracking=tracking)

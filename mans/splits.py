@@ -1,12 +1,16 @@
-"""Benchmark splits of NTU RGB+D 60 / 120, UT-Kinect and MSR Action3D from sample metadata, and a validation hold-out.
+"""Benchmark splits from sample metadata, by the rules of a dataset's description, and a validation hold-out.
 
-The performer lists live here and only here (STYLE.md section 5). Counts on NTU's own lists of
-available samples (REFERENCE.md): NTU-60 xsub 40,091 / 16,487, xview 37,646 / 18,932; NTU-120 xsub
-63,026 / 50,919, xset 54,468 / 59,477 (train / test).
+A split is a rule on the grouping columns (`mans.description.Split`): `train` maps columns to the values
+that train (every column must match), the other rows test; `leave_one_out` names a column, and fold
+"<split>-<value>" tests on that value and trains on the others. The performer lists of NTU RGB+D live in
+its descriptions (`mans/descriptions/ntu60.json`, `ntu120.json`) and here (STYLE.md section 5). Counts on
+NTU's own lists of available samples (REFERENCE.md): NTU-60 xsub 40,091 / 16,487, xview 37,646 / 18,932;
+NTU-120 xsub 63,026 / 50,919, xset 54,468 / 59,477 (train / test).
 
 UT-Kinect and MSR Action3D store their subject (1-10) in the "performer" column: xsub trains on the odd subjects and
 tests on the even ones; "loso-K" (leave one subject out) tests on subject K and trains on the other
-nine, and "loso" names the ten folds together (training and evaluation run them one by one).
+nine, and "loso" names the ten folds together (training and evaluation run them one by one). A user's
+"subject" column is stored as "performer" too (`stored_column`), so the validation hold-out holds subjects out.
 """
 
 from __future__ import annotations
@@ -27,55 +31,76 @@ XVIEW_TRAIN_CAMERAS: frozenset[int] = frozenset((2, 3))
 UTKINECT_SUBJECTS = tuple(range(1, 11))
 LOSO_FOLDS = tuple(f"loso-{subject}" for subject in UTKINECT_SUBJECTS)
 
-BENCHMARKS: Mapping[str, tuple[str, ...]] = {
-    "ntu60": ("xsub", "xview"),
-    "ntu120": ("xsub", "xset"),
-    "utkinect": ("xsub", "loso", *LOSO_FOLDS),
-    "msr-action3d": ("xsub", "loso", *LOSO_FOLDS),
-}
-# Datasets of ten subjects split by subject: xsub trains on the odd ones (UT-Kinect's protocol, and MSR
-# Action3D's standard cross-subject protocol: subjects 1 3 5 7 9 train, all 20 actions).
-SUBJECT_DATASETS = frozenset({"utkinect", "msr-action3d"})
+
+def stored_column(column: str) -> str:
+    """The stored column of a description's grouping column: "subject" is stored as "performer"."""
+    return "performer" if column == "subject" else column
 
 
-def folds(benchmark: str) -> tuple[str, ...]:
-    """The single-split benchmarks that `benchmark` stands for: ("loso-1", ..., "loso-10") for "loso"."""
-    return LOSO_FOLDS if benchmark == "loso" else (benchmark,)
+def folds(benchmark: str, dataset=None) -> tuple[str, ...]:
+    """The single-split benchmarks that `benchmark` stands for: its folds for a leave-one-out split, else itself.
+
+    dataset: a `DatasetSpec` or a dataset name; None: "loso" is the ten folds "loso-1" ... "loso-10" of
+    UT-Kinect and MSR Action3D.
+    """
+    if dataset is None:
+        return LOSO_FOLDS if benchmark == "loso" else (benchmark,)
+    spec = _spec(dataset)
+    rule = spec.description.splits.get(benchmark)
+    if rule is None or rule.leave_one_out is None:
+        return (benchmark,)
+    return tuple(f"{benchmark}-{value}" for value in rule.values or ())
+
+
+def _spec(dataset):
+    from mans import datasets  # datasets builds on this module
+
+    return datasets.get_dataset(dataset) if isinstance(dataset, str) else dataset
 
 
 def _column(meta: Mapping[str, np.ndarray], key: str) -> np.ndarray:
+    key = stored_column(key)
     if key not in meta:
         raise ValueError(f"expected a metadata column {key!r}, found only {sorted(meta)}")
-    return np.asarray(meta[key])
+    column = np.asarray(meta[key])
+    return column.astype(str) if column.dtype.kind in "SUO" else column
 
 
-def split_mask(meta: Mapping[str, np.ndarray], dataset: str, benchmark: str) -> np.ndarray:
+def _matches(column: np.ndarray, values) -> np.ndarray:
+    if column.dtype.kind in "SU":
+        return np.isin(column, [str(value) for value in values])
+    return np.isin(column, [int(value) for value in values if str(value).lstrip("-").isdigit()])
+
+
+def rule_mask(meta: Mapping[str, np.ndarray], rule, fold: str | None = None) -> np.ndarray:
+    """(N,) bool, True = train, of one `Split` rule; `fold`: the left-out value of a leave-one-out rule."""
+    if rule.train is not None:
+        mask = np.ones(len(next(iter(meta.values()))), bool)
+        for column, values in rule.train.items():
+            mask &= _matches(_column(meta, column), values)
+        return mask
+    return ~_matches(_column(meta, rule.leave_one_out), [fold])
+
+
+def split_mask(meta: Mapping[str, np.ndarray], dataset, benchmark: str) -> np.ndarray:
     """True where a sample belongs to the training side of `benchmark`.
 
-    Args: meta: columns of 1-based numbers as in the sample name ("performer", "camera", "setup"; the
-        columns of `storage.read_metadata`). dataset: "ntu60", "ntu120" or "utkinect". benchmark:
-        "xsub", "xview" (NTU-60); "xsub", "xset" (NTU-120); "xsub", "loso-K" (UT-Kinect).
+    Args: meta: the columns of `storage.read_metadata` ("performer", "camera", "setup", a description's own
+        grouping columns). dataset: a dataset name ("ntu60", "utkinect", a converted file's own) or its
+        `DatasetSpec`. benchmark: one of the dataset's benchmarks ("xsub", "xview", "loso-3", ...).
     Returns: (N,) bool, True = train, False = test.
     """
-    if dataset not in BENCHMARKS:
-        raise ValueError(f"expected a dataset among {sorted(BENCHMARKS)}, found {dataset!r}")
-    if benchmark not in BENCHMARKS[dataset]:
+    spec = _spec(dataset)
+    if benchmark not in spec.benchmarks:
         raise ValueError(
-            f"expected a benchmark of {dataset} among {list(BENCHMARKS[dataset])}, found {benchmark!r}"
+            f"expected a benchmark of {spec.name} among {list(spec.benchmarks)}, found {benchmark!r}"
         )
-    if benchmark == "loso":
-        raise ValueError(f"'loso' is ten folds: expected one of {', '.join(LOSO_FOLDS)} for a single split")
-    if dataset in SUBJECT_DATASETS:
-        subject = _column(meta, "performer")
-        if benchmark == "xsub":
-            return subject % 2 == 1  # odd subjects train
-        return subject != int(benchmark.removeprefix("loso-"))
-    if benchmark == "xsub":
-        train = XSUB_TRAIN_PERFORMERS_60 if dataset == "ntu60" else XSUB_TRAIN_PERFORMERS_120
-        return np.isin(_column(meta, "performer"), list(train))
-    if benchmark == "xview":
-        return np.isin(_column(meta, "camera"), list(XVIEW_TRAIN_CAMERAS))
-    return _column(meta, "setup") % 2 == 0  # xset: even setups train
+    rule = spec.split(benchmark)
+    if rule.leave_one_out is not None and benchmark in spec.description.splits:
+        names = folds(benchmark, spec)
+        raise ValueError(f"'{benchmark}' is {len(names)} folds: expected one of {', '.join(names)} for a single split")
+    fold = benchmark.rsplit("-", 1)[1] if rule.leave_one_out is not None else None
+    return rule_mask(meta, rule, fold)
 
 
 def holdout_validation(

@@ -1,15 +1,19 @@
-"""The HDF5 file of preprocessed samples, and the conversion of a folder of `.skeleton` files into it.
+"""The HDF5 file of preprocessed samples, and the one conversion of a folder of recordings into it.
 
 Layout (format "mans-hdf5/1"; training and evaluation rely on it):
     /x            (N, S, S, 3) float32, chunks (1, S, S, 3), gzip + shuffle;
-                  axes: sample, time, joint column (body 0's 25 joints, then body 1's), coord (x, y, z)
+                  axes: sample, time, joint column (body 0's joints, then body 1's), coord (x, y, z; for 2D
+                  keypoints x, up, score: `mans.preprocess.view_frame_2d`)
     /label        (N,) int16, 0-based action
-    /setup /camera /performer /replication   (N,) int16, 1-based as in the sample name
+    /setup /camera /performer /replication   (N,) int16, 1-based as in the sample name (a description's
+                  "subject" is stored as /performer; columns it lacks hold 1)
+    /<column>     (N,) int32 or UTF-8 bytes: a description's other grouping columns (e.g. /view)
     /frames       (N,) int32, the recording's original frame count
-    /name         (N,) S20 ASCII sample names, ascending; the samples are stored in this order
-    attrs: format, dataset, mode, size, num_classes, class_names (JSON), joint_layout (JSON),
-           axes ("sample,time,joint,coord"), mans_version, command, created (ISO time), kept,
-           skipped (JSON {reason: count})
+    /name         (N,) S20 (or longer) UTF-8 sample names, in the reader's order (NTU: ascending)
+    attrs: format, dataset, mode, frames, size, num_classes, class_names (JSON), joint_layout (JSON),
+           joint_names (JSON), bones (JSON, 0-based pairs), description (JSON, the dataset's description with
+           its leave-one-out folds filled in), axes ("sample,time,joint,coord"), mans_version, command,
+           created (ISO time), kept, skipped (JSON {reason: count})
 
 `convert_folder` streams: workers parse and transform files and also compress each sample into its
 HDF5 chunk (byte shuffle + zlib, exactly HDF5's shuffle and deflate filters), and the main process
@@ -38,23 +42,23 @@ import threading
 import time
 import zlib
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 import h5py
 import numpy as np
 from tqdm import tqdm
 
 import mans
-from mans import datasets, msr_action3d, preprocess, utkinect
-from mans.skeleton_io import SkeletonFormatError, parse_sample_name, read_skeleton
+from mans import datasets, description, preprocess, readers, splits
+from mans.readers import MISSING_REASON
+from mans.skeleton_io import SkeletonFormatError
 
 FORMAT = "mans-hdf5/1"
 AXES = "sample,time,joint,coord"
 GZIP_LEVEL = 4  # ours: see bench/bench_preprocess.py for the measured cost of levels
 NAME_LENGTH = 20  # SsssCcccPpppRrrrAaaa
-MISSING_REASON = "missing-list"  # skipped on request: not an error under strict=True
 _INT16_COLUMNS = ("label", "setup", "camera", "performer", "replication")
-_JSON_ATTRS = ("class_names", "joint_layout", "skipped")
+_JSON_ATTRS = ("class_names", "joint_layout", "skipped", "joint_names", "bones", "description")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,17 +97,24 @@ def encode_chunk(image: np.ndarray, level: int = GZIP_LEVEL) -> bytes:
     return zlib.compress(raw.T.tobytes(), level)  # shuffle: all first bytes, then all second bytes, ...
 
 
-def _convert_one(path: str, mode: str, size: int, frames: str = "pad") -> tuple:
-    """Worker: ("ok", frames, chunk bytes, {bodyID: rule} dropped as noise) or ("skip", reason, message)."""
+def _convert_one(task: tuple, mode: str, size: int, frames: str = "pad") -> tuple:
+    """Worker: ("ok", frames, chunk bytes, {bodyID: rule} dropped as noise) or ("skip", reason, message).
+
+    task: (load, source, layout): the reader's load function, its source and the dataset's joint layout.
+    """
+    load, source, layout = task
+    label = os.path.basename(str(source[0] if isinstance(source, tuple) else source))
     try:
-        skel = read_skeleton(path)
-        image, dropped = preprocess.process_skeleton_with_drops(skel, mode, size, frames=frames)
+        skel = load(source)
+        image, dropped = preprocess.process_skeleton_with_drops(skel, mode, size, layout, frames)
     except (SkeletonFormatError, preprocess.SampleSkipped) as error:
         return ("skip", error.reason, str(error))
     except OSError as error:
-        return ("skip", "unreadable", f"{os.path.basename(path)}: {error.strerror or error}")
+        return ("skip", "unreadable", f"{label}: {error.strerror or error}")
+    except ValueError as error:
+        return ("skip", "malformed", str(error))
     except Exception as error:  # a bug, not bad input: fail the run, naming the file
-        raise RuntimeError(f"{os.path.basename(path)}: {type(error).__name__}: {error}") from error
+        raise RuntimeError(f"{label}: {type(error).__name__}: {error}") from error
     return ("ok", skel.num_frames, encode_chunk(image), dropped)
 
 
@@ -169,30 +180,6 @@ def _ordered_results(function, tasks: list, workers: int) -> Iterator[Iterable]:
         pool.join()
 
 
-def _read_missing_list(path: str | os.PathLike | None) -> set[str]:
-    if path is None:
-        return set()
-    path = pathlib.Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"missing-sample list {path} not found")
-    names = set()
-    for line in path.read_text().splitlines():
-        line = line.split("#", 1)[0].strip()
-        if line:
-            names.add(os.path.basename(line).removesuffix(".skeleton"))
-    return names
-
-
-def _list_files(skeleton_dir: str | os.PathLike) -> list[pathlib.Path]:
-    folder = pathlib.Path(skeleton_dir)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"skeleton folder {folder} not found (expected a folder of .skeleton files)")
-    paths = sorted(folder.glob("*.skeleton"), key=lambda p: p.name)
-    if not paths:
-        raise ValueError(f"expected .skeleton files in {folder}, found none")
-    return paths
-
-
 def report_path_for(out_path: str | os.PathLike) -> pathlib.Path:
     """Where the skip report of an output goes: `<out stem>.skipped.csv` beside it."""
     out_path = pathlib.Path(out_path)
@@ -249,10 +236,10 @@ def convert_folder(
     skeleton_dir: str | os.PathLike,
     out_path: str | os.PathLike,
     *,
-    dataset: str | None = None,
+    dataset: str | datasets.DatasetSpec | None = None,
     mode: str = "faithful",
     size: int = 50,
-    frames: str = "pad",
+    frames: str | None = None,
     workers: int | None = None,
     missing_list: str | os.PathLike | None = None,
     limit: int | None = None,
@@ -261,65 +248,53 @@ def convert_folder(
     command: str | None = None,
     progress: bool = True,
 ) -> ConversionSummary:
-    """Convert every `*.skeleton` file of a folder into one HDF5 file (layout in the module docstring).
+    """Convert a folder of recordings of any dataset into one HDF5 file (layout in the module docstring).
 
-    Files are taken in name order (`limit`: only the first `limit` of them). Skipped, with a reason in
-    the skip report: names on `missing_list` (NTU's list of samples without usable skeletons; the list
-    decides, whatever the file holds; reason "missing-list"), unparseable names ("bad-name"), malformed
-    files (`SkeletonFormatError` reasons, "no-body" included) and samples the mode cannot use
-    (`preprocess.SampleSkipped` reasons). `strict`: any skip other than "missing-list" is an error.
-    `dataset`: "ntu60" or "ntu120"; None detects it from the action numbers (any > 60: ntu120).
-    `workers`: processes (None: os.cpu_count()); the stored bytes do not depend on it.
-    `command`: recorded in the attrs (default: this process's argv). In denoised mode the bodies dropped
-    as noise go to `<out stem>.denoised.csv`: one row (name, body_id, rule) per body, files in name order,
-    bodies in the order the rules dropped them.
-    Raises: FileNotFoundError, FileExistsError (output exists, overwrite=False), ValueError.
+    dataset: a built-in name ("ntu60", "ntu120", "utkinect", "msr-action3d"), a description .json file or a
+    `DatasetSpec`; None: NTU RGB+D, ntu120 when an action number exceeds 60, else ntu60. The description's
+    reader (`mans.readers`) lists the sequences; each is read, preprocessed (`frames`: the description's
+    when None) and stored in the reader's order. Skipped, with a reason in the skip report: names on
+    `missing_list` (NTU's samples without skeletons; reason "missing-list"), sequences the reader refuses
+    (NTU "bad-name" and `SkeletonFormatError` reasons; the folder format's "no-file", "empty", "joint-count",
+    "channel-count", "body-count", "non-finite", "unreadable"; MSR Action3D "all-zero"), and samples the mode
+    cannot use (`preprocess.SampleSkipped` reasons). `strict`: any skip other than "missing-list" is an error.
+    A description problem (a split that selects nothing, a missing column) is refused before anything is
+    written. `limit`: only the first `limit` files (NTU). `workers`: processes (None: os.cpu_count()); the
+    stored bytes do not depend on it. `command`: recorded in the attrs (default: this process's argv). In
+    denoised mode the bodies dropped as noise go to `<out stem>.denoised.csv`: one row (name, body_id, rule)
+    per body, sequences in order, bodies in the order the rules dropped them.
+    Raises: FileNotFoundError, FileExistsError (output exists, overwrite=False), ValueError
+        (`description.DescriptionError` for a description problem).
     """
     started = time.perf_counter()
-    workers = _check_arguments(mode, size, workers, limit, frames=frames)
+    if dataset is None:
+        dataset = readers.detect_ntu_dataset(skeleton_dir, limit)
+    spec = datasets.load_dataset(dataset) if isinstance(dataset, str) else dataset
+    frames = frames or spec.frames
+    workers = _check_arguments(mode, size, workers, limit, spec.layout, frames)
+    if mode == "denoised" and spec.layout.dims != 3:
+        raise ValueError(f"--mode denoised needs 3D joints; {spec.name} has 2D keypoints: use --mode faithful")
     out_path = _check_output(out_path, overwrite)
-    paths = _list_files(skeleton_dir)[:limit]
-    missing = _read_missing_list(missing_list)
-
+    reader = readers.reader_named(spec.description.reader)
+    listing = reader.list(skeleton_dir, spec, {"missing_list": missing_list, "limit": limit})
+    spec = _resolved(spec, listing.entries, check_splits=not reader.whole_dataset)
     skips: list[tuple[str, str, str]] = []
-    candidates: list[tuple[pathlib.Path, object]] = []
-    for path in paths:
-        name = path.name.removesuffix(".skeleton")
-        if name in missing:
-            skips.append((name, MISSING_REASON, "listed in the missing-sample list"))
-            continue
-        try:
-            sample = parse_sample_name(path)
-        except ValueError as error:
-            _skip(skips, name, getattr(error, "reason", "bad-name"), str(error), strict)
-            continue
-        if str(sample) != name:  # e.g. "S001C001P001R001A001.copy": would collide with the real one
-            _skip(skips, name, "bad-name", f"expected a name like {sample}.skeleton, found {path.name}", strict)
-            continue
-        candidates.append((path, sample))
+    for name, reason, message in listing.skips:
+        _skip(skips, name, reason, message, strict)
 
-    spec = datasets.get_dataset(dataset or datasets.detect_dataset(s.action for _, s in candidates))
-    too_large = [path.name for path, s in candidates if s.action > spec.num_classes]
-    if too_large:
-        raise ValueError(
-            f"expected actions 1-{spec.num_classes} for {spec.name}, found {too_large[0]} "
-            f"and {len(too_large) - 1} more with larger action numbers (use --dataset ntu120)"
-        )
-
+    entries = listing.entries
     function = functools.partial(_convert_one, mode=mode, size=size, frames=frames)
-    tasks = [str(path) for path, _ in candidates]
-
+    tasks = [(reader.load, entry.source, spec.layout) for entry in entries]
     noise: list[tuple[str, int, str]] = []  # (name, bodyID, rule)
 
-    def records(results: Iterable) -> Iterator[tuple[str, dict[str, int], int, bytes]]:
-        bar = tqdm(results, total=len(tasks), unit="file", disable=None if progress else True)
-        for (path, sample), result in zip(candidates, bar, strict=True):
-            name = path.name.removesuffix(".skeleton")
+    def records(results: Iterable) -> Iterator[tuple[str, dict, int, bytes]]:
+        bar = tqdm(results, total=len(tasks), unit=reader.unit, disable=None if progress else True)
+        for entry, result in zip(entries, bar, strict=True):
             if result[0] == "skip":
-                _skip(skips, name, result[1], result[2], strict)
+                _skip(skips, entry.name, result[1], result[2], strict)
                 continue
-            noise.extend((name, body_id, rule) for body_id, rule in result[3].items())
-            yield name, {key: getattr(sample, key) for key in _INT16_COLUMNS}, result[1], result[2]
+            noise.extend((entry.name, body_id, rule) for body_id, rule in result[3].items())
+            yield entry.name, entry.columns, result[1], result[2]
         bar.close()
 
     with _ordered_results(function, tasks, min(workers, max(1, len(tasks)))) as results:
@@ -330,123 +305,38 @@ def convert_folder(
         _write_noise_report(noise_report, noise)
     return ConversionSummary(
         out_path=out_path, report_path=report_path_for(out_path), dataset=spec.name, mode=mode, size=size,
-        files=len(paths), kept=kept, skipped=skipped, seconds=time.perf_counter() - started,
+        files=listing.files, kept=kept, skipped=skipped, seconds=time.perf_counter() - started,
         noise_report_path=noise_report,
     )
 
 
-def convert_utkinect(
-    folder: str | os.PathLike,
-    out_path: str | os.PathLike,
-    *,
-    mode: str = "faithful",
-    size: int = 50,
-    frames: str | None = None,
-    strict: bool = False,
-    overwrite: bool = False,
-    command: str | None = None,
-    progress: bool = True,
-) -> ConversionSummary:
-    """Convert a UT-Kinect-Action3D folder (`joints/`, `actionLabel.txt`) into the same HDF5 layout.
-
-    Each labelled action segment is one sample named `sSS_eEE_<action>`; the "performer" column holds the
-    subject (1-10) and "replication" the episode (1-2); "setup" and "camera" are 1. Segments without a
-    range (`NaN NaN`) are skipped (reason "no-segment"). The view normalisation and the image are NTU's,
-    with Kinect v1's 20 joints of one body (`preprocess.KINECT_V1_LAYOUT`).
-    Raises: FileNotFoundError (folder, label file or a joints file missing), ValueError (a malformed file,
-        a label outside its recording), FileExistsError (output exists, overwrite=False).
-    """
-    started = time.perf_counter()
-    spec = datasets.get_dataset("utkinect")
-    frames = frames or spec.frames
-    _check_arguments(mode, size, 1, None, spec.layout, frames)
-    out_path = _check_output(out_path, overwrite)
-    segments, no_segment = utkinect.read_action_labels(pathlib.Path(folder) / utkinect.LABEL_FILE)
-    skips = [(name, reason, "no frame range in actionLabel.txt (NaN NaN)") for name, reason in no_segment]
-
-    def sequences() -> Iterator[tuple[str, dict[str, int], Callable[[], object]]]:
-        for sample in utkinect.iter_samples(folder):
-            segment = sample.segment
-            meta = {"label": segment.label, "setup": 1, "camera": 1, "performer": segment.subject,
-                    "replication": segment.episode}
-            yield segment.name, meta, (lambda skeleton=sample.skeleton: skeleton)
-
-    records = _sequence_records(sequences(), len(segments), spec, (mode, size, frames), skips, strict, progress,
-                                "segment")
-    kept, skipped = _write_output(out_path, size, records, skips, spec, (mode, frames), command, overwrite)
-    return ConversionSummary(
-        out_path=out_path, report_path=report_path_for(out_path), dataset=spec.name, mode=mode, size=size,
-        files=len(segments) + len(no_segment), kept=kept, skipped=skipped, seconds=time.perf_counter() - started,
-    )
-
-
-def convert_msr_action3d(
-    folder: str | os.PathLike,
-    out_path: str | os.PathLike,
-    *,
-    mode: str = "faithful",
-    size: int = 50,
-    frames: str | None = None,
-    strict: bool = False,
-    overwrite: bool = False,
-    command: str | None = None,
-    progress: bool = True,
-) -> ConversionSummary:
-    """Convert an MSR Action3D folder (`aAA_sSS_eEE_skeleton3D.txt` files) into the same HDF5 layout.
-
-    Each file is one sample named `aAA_sSS_eEE`; "performer" holds the subject (1-10) and "replication" the
-    episode; "setup" and "camera" are 1. The joints are read into Kinect v1's order (`mans.msr_action3d`), so
-    the view normalisation is UT-Kinect's. A file with only all-zero frames is skipped ("all-zero").
-    Raises: FileNotFoundError (no folder), ValueError (no recording, a malformed file under strict=True),
-        FileExistsError (output exists, overwrite=False).
-    """
-    started = time.perf_counter()
-    spec = datasets.get_dataset("msr-action3d")
-    frames = frames or spec.frames
-    _check_arguments(mode, size, 1, None, spec.layout, frames)
-    out_path = _check_output(out_path, overwrite)
-    recordings = list(msr_action3d.iter_recordings(folder))
-    skips: list[tuple[str, str, str]] = []
-
-    def sequences() -> Iterator[tuple[str, dict[str, int], Callable[[], object]]]:
-        for path, recording in recordings:
-            meta = {"label": recording.action - 1, "setup": 1, "camera": 1, "performer": recording.subject,
-                    "replication": recording.episode}
-            yield recording.name, meta, functools.partial(msr_action3d.read_recording, path)
-
-    records = _sequence_records(sequences(), len(recordings), spec, (mode, size, frames), skips, strict, progress,
-                                "file")
-    kept, skipped = _write_output(out_path, size, records, skips, spec, (mode, frames), command, overwrite)
-    return ConversionSummary(
-        out_path=out_path, report_path=report_path_for(out_path), dataset=spec.name, mode=mode, size=size,
-        files=len(recordings), kept=kept, skipped=skipped, seconds=time.perf_counter() - started,
-    )
-
-
-def _sequence_records(
-    sequences: Iterable[tuple[str, dict[str, int], Callable[[], object]]],
-    total: int,
-    spec: datasets.DatasetSpec,
-    settings: tuple[str, int, str],
-    skips: list[tuple[str, str, str]],
-    strict: bool,
-    progress: bool,
-    unit: str,
-) -> Iterator[tuple[str, dict[str, int], int, bytes]]:
-    """(name, columns, frames, chunk) records of (name, columns, load the Skeleton) sequences, in one process;
-    a sequence that cannot be read or processed is skipped with its reason. settings: (mode, size, frames)."""
-    mode, size, frames = settings
-    for name, meta, load in tqdm(sequences, total=total, unit=unit, disable=None if progress else True):
-        try:
-            skeleton = load()
-            image = preprocess.process_skeleton(skeleton, mode, size, spec.layout, frames)
-        except preprocess.SampleSkipped as error:
-            _skip(skips, name, error.reason, str(error), strict)
-            continue
-        except ValueError as error:
-            _skip(skips, name, "malformed", str(error), strict)
-            continue
-        yield name, meta, skeleton.num_frames, encode_chunk(image)
+def _resolved(spec: datasets.DatasetSpec, entries: list, check_splits: bool) -> datasets.DatasetSpec:
+    """The spec with each leave-one-out split's folds filled in from the sequences' values; with
+    `check_splits`, DescriptionError for a split that trains on none or all of them (nothing written yet)."""
+    desc = spec.description
+    rules = dict(desc.splits)
+    meta = {key: np.array([entry.columns[key] for entry in entries]) for key in (entries[0].columns if entries else ())}
+    source = f"description of {desc.name}"
+    for name, rule in desc.splits.items():
+        if rule.leave_one_out is not None:
+            found = sorted(set(meta[splits.stored_column(rule.leave_one_out)].tolist())) if entries else []
+            if rule.values is None:
+                rules[name] = rule.model_copy(update={"values": found})
+            if check_splits and len(found) < 2:
+                raise description.DescriptionError(
+                    f"{source}: key 'splits.{name}': leaving one {rule.leave_one_out} out needs 2 values or more, "
+                    f"found {found}")
+        elif check_splits and entries:
+            train = splits.rule_mask(meta, rule)
+            if not train.any() or train.all():
+                side = "to train on" if not train.any() else "to test on"
+                values = {c: sorted(set(meta[splits.stored_column(c)].tolist())) for c in rule.train}
+                raise description.DescriptionError(
+                    f"{source}: key 'splits.{name}': the rule {dict(rule.train)} leaves no sequence {side} "
+                    f"(values found: {values})")
+    if rules == desc.splits:
+        return spec
+    return datasets.spec_from_description(desc.model_copy(update={"splits": rules}))
 
 
 def _check_output(out_path: str | os.PathLike, overwrite: bool) -> pathlib.Path:
@@ -476,6 +366,7 @@ def _write_output(
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_name(out_path.name + ".tmp")
     columns: dict[str, list] = {key: [] for key in (*_INT16_COLUMNS, "frames", "name")}
+    extra: dict[str, list] = {}  # a description's own grouping columns
     try:
         with h5py.File(tmp, "w") as h5:
             x = h5.create_dataset(
@@ -489,6 +380,8 @@ def _write_output(
                 x.id.write_direct_chunk((index, 0, 0, 0), chunk)
                 for key in _INT16_COLUMNS:
                     columns[key].append(meta[key])
+                for key in meta.keys() - set(_INT16_COLUMNS):
+                    extra.setdefault(key, []).append(meta[key])
                 columns["frames"].append(frames)
                 columns["name"].append(name)
             kept = len(columns["name"])
@@ -496,7 +389,10 @@ def _write_output(
             for key in _INT16_COLUMNS:
                 h5.create_dataset(key, data=np.array(columns[key], np.int16))
             h5.create_dataset("frames", data=np.array(columns["frames"], np.int32))
-            h5.create_dataset("name", data=np.array(columns["name"], f"S{NAME_LENGTH}"))
+            names = [name.encode() for name in columns["name"]]
+            h5.create_dataset("name", data=np.array(names, f"S{max([NAME_LENGTH, *map(len, names)])}"))
+            for key, values in sorted(extra.items()):
+                h5.create_dataset(key, data=_column_array(values))
             skipped = dict(sorted(Counter(reason for _, reason, _ in skips).items()))
             h5.attrs.update(_attrs(spec, preprocessing, size, command, kept, skipped))
         report = report_path_for(out_path)
@@ -510,6 +406,14 @@ def _write_output(
         tmp.unlink(missing_ok=True)
         raise
     return kept, skipped
+
+
+def _column_array(values: list) -> np.ndarray:
+    """A grouping column as stored: int32 when every value is an integer, else UTF-8 bytes."""
+    if all(isinstance(value, int) for value in values):
+        return np.array(values, np.int32)
+    encoded = [str(value).encode() for value in values]
+    return np.array(encoded, f"S{max(1, *map(len, encoded))}")
 
 
 def _skip(skips: list, name: str, reason: str, message: str, strict: bool) -> None:
@@ -529,6 +433,9 @@ def _attrs(spec, preprocessing: tuple[str, str], size: int, command: str | None,
         "num_classes": spec.num_classes,
         "class_names": json.dumps(list(spec.class_names)),
         "joint_layout": json.dumps({"bodies": spec.max_bodies, "joints": spec.num_joints, "padded_to": size}),
+        "joint_names": json.dumps(list(spec.joint_names)),
+        "bones": json.dumps([list(bone) for bone in spec.bones]),
+        "description": spec.description.model_dump_json(),
         "axes": AXES,
         "mans_version": mans.__version__,
         "command": command if command is not None else shlex.join(sys.argv),
@@ -558,7 +465,9 @@ def read_metadata(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[
             raise ValueError(f"expected a {FORMAT!r} file written by process_data.py, found {path} (format {found!r})")
         columns = {key: h5[key][()] for key in h5 if key != "x"}
         raw_attrs = dict(h5.attrs)
-    columns["name"] = columns["name"].astype(str)
+    for key, column in columns.items():
+        if column.dtype.kind == "S":
+            columns[key] = np.char.decode(column, "utf-8")
     attrs: dict[str, object] = {}
     for key, value in raw_attrs.items():
         if key in _JSON_ATTRS:
@@ -566,4 +475,8 @@ def read_metadata(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[
         elif isinstance(value, np.integer):
             value = int(value)
         attrs[key] = value
+    try:
+        datasets.register_attrs(attrs)  # so that training and evaluation find this file's own dataset by its name
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
     return columns, attrs

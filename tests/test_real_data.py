@@ -20,14 +20,14 @@ def utkinect(shared_data):
 @pytest.fixture(scope="module")
 def utkinect_h5(tmp_path_factory, utkinect):
     out = tmp_path_factory.mktemp("utk") / "utkinect.h5"
-    storage.convert_utkinect(utkinect, out, progress=False)
+    storage.convert_folder(utkinect, out, dataset="utkinect", progress=False)
     return out
 
 
 @pytest.fixture(scope="module")
 def msr_h5(tmp_path_factory, shared_data):
     out = tmp_path_factory.mktemp("msr") / "msr.h5"
-    storage.convert_msr_action3d(shared_data / "msr_action3d", out, progress=False)
+    storage.convert_folder(shared_data / "msr_action3d", out, dataset="msr-action3d", progress=False)
     return out
 
 

@@ -139,7 +139,7 @@ def test_synthetic_folder_through_process_data(tmp_path, repo_root):
     assert set(meta["performer"][train]) == {1, 3, 5, 7, 9}
     fold = splits.split_mask(meta, "utkinect", "loso-10")
     assert set(meta["performer"][~fold]) == {10} and fold.sum() == 199 - 20
-    with pytest.raises(ValueError, match="'loso' is ten folds"):
+    with pytest.raises(ValueError, match="'loso' is 10 folds"):
         splits.split_mask(meta, "utkinect", "loso")
     again = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert again.returncode == 2 and again.stderr.count("\n") == 1 and "--overwrite" in again.stderr
