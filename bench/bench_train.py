@@ -77,6 +77,7 @@ def tiled_h5(base: pathlib.Path, out: pathlib.Path, train_samples: int) -> pathl
     import h5py
     import numpy as np
 
+    from mans import samples as stored_rows
     from mans import splits, storage
 
     if out.exists():
@@ -98,16 +99,13 @@ def tiled_h5(base: pathlib.Path, out: pathlib.Path, train_samples: int) -> pathl
     samples = len(names)
     by_action = {a: np.flatnonzero(meta["label"] == a - 1) for a in range(1, 61)}
     tmp = out.with_suffix(".h5.tmp")
-    with h5py.File(base, "r") as src, h5py.File(tmp, "w") as f:
-        base_x = src["x"][()]
-        size = base_x.shape[1]
-        x = f.create_dataset(
-            "x", (samples, size, size, 3), np.float32, chunks=(1, size, size, 3), compression="gzip", shuffle=True
-        )
-        for start in range(0, samples, 1000):
-            stop = min(start + 1000, samples)
-            rows = [by_action[a][i % len(by_action[a])] for i, a in enumerate(picked[start:stop, 4], start)]
-            x[start:stop] = base_x[rows]
+    base_x = stored_rows.read_images(base)
+    size = base_x.shape[1]
+    writer = stored_rows.RowsWriter(out.with_suffix(".h5.tmp.rows"), size, int(attrs["columns"]))
+    with h5py.File(tmp, "w") as f:
+        for i, action in enumerate(picked[:, 4]):
+            writer.add(*stored_rows.crop_rows(base_x[by_action[action][i % len(by_action[action])]]))
+        writer.finish(f)
         for column, index in (("setup", 0), ("camera", 1), ("performer", 2), ("replication", 3)):
             f[column] = picked[:, index].astype(np.int16)
         f["label"] = (picked[:, 4] - 1).astype(np.int16)

@@ -1,8 +1,9 @@
 """The HDF5 file of preprocessed samples, and the conversion of a folder of `.skeleton` files into it.
 
-Layout (format "mans-hdf5/1"; training and evaluation rely on it):
-    /x            (N, S, S, 3) float32, chunks (1, S, S, 3), gzip + shuffle;
-                  axes: sample, time, joint column (body 0's 25 joints, then body 1's), coord (x, y, z)
+Layout (format "mans-hdf5/2"; training and evaluation rely on it):
+    /rows /row_offset /row_count /first_row   each sample's S x S x 3 image, axes time, joint column (body 0's
+                  25 joints, then body 1's), coord (x, y, z), stored as its rows that can carry data
+                  (`mans.samples`, which also reads format 1's whole images /x (N, S, S, 3))
     /label        (N,) int16, 0-based action
     /setup /camera /performer /replication   (N,) int16, 1-based as in the sample name
     /frames       (N,) int32, the recording's original frame count
@@ -11,11 +12,11 @@ Layout (format "mans-hdf5/1"; training and evaluation rely on it):
            axes ("sample,time,joint,coord"), mans_version, command, created (ISO time), kept,
            skipped (JSON {reason: count})
 
-`convert_folder` streams: workers parse and transform files and also compress each sample into its
-HDF5 chunk (byte shuffle + zlib, exactly HDF5's shuffle and deflate filters), and the main process
-writes the chunks in name order with `write_direct_chunk`, so memory does not grow with the number
-of files and the bytes do not depend on the number of workers. The file is written to `<out>.tmp`
-and renamed when complete; the skipped samples are listed in `<out stem>.skipped.csv` beside it, and in
+`convert_folder` streams: workers parse and transform files and crop each image to its rows
+(`mans.samples.crop_rows`), and the main process appends them in name order to `<out>.tmp.rows`, copied
+into /rows at the end, so memory does not grow with the number of files and the bytes do not depend on
+the number of workers. The file is written to `<out>.tmp` and renamed when complete; the skipped samples
+are listed in `<out stem>.skipped.csv` beside it, and in
 denoised mode the bodies dropped as noise in `<out stem>.denoised.csv` (name, body_id, rule; rules in
 `mans.denoise.RULES`).
 """
@@ -36,7 +37,6 @@ import signal
 import sys
 import threading
 import time
-import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 
@@ -45,12 +45,12 @@ import numpy as np
 from tqdm import tqdm
 
 import mans
-from mans import datasets, msr_action3d, preprocess, utkinect
+from mans import datasets, msr_action3d, preprocess, samples, utkinect
 from mans.skeleton_io import SkeletonFormatError, parse_sample_name, read_skeleton
 
-FORMAT = "mans-hdf5/1"
+FORMAT = "mans-hdf5/2"
+READABLE_FORMATS = ("mans-hdf5/1", FORMAT)  # 1: whole images in /x (mans 0.1 before the compact rows)
 AXES = "sample,time,joint,coord"
-GZIP_LEVEL = 4  # ours: see bench/bench_preprocess.py for the measured cost of levels
 NAME_LENGTH = 20  # SsssCcccPpppRrrrAaaa
 MISSING_REASON = "missing-list"  # skipped on request: not an error under strict=True
 _INT16_COLUMNS = ("label", "setup", "camera", "performer", "replication")
@@ -87,14 +87,8 @@ class ConversionSummary:
         )
 
 
-def encode_chunk(image: np.ndarray, level: int = GZIP_LEVEL) -> bytes:
-    """One sample as the stored bytes of its (1, S, S, 3) chunk: HDF5's shuffle, then deflate."""
-    raw = np.ascontiguousarray(image, "<f4").view(np.uint8).reshape(-1, 4)  # (S*S*3, 4 bytes)
-    return zlib.compress(raw.T.tobytes(), level)  # shuffle: all first bytes, then all second bytes, ...
-
-
 def _convert_one(path: str, mode: str, size: int, frames: str = "pad") -> tuple:
-    """Worker: ("ok", frames, chunk bytes, {bodyID: rule} dropped as noise) or ("skip", reason, message)."""
+    """Worker: ("ok", frames, (first row, rows), {bodyID: rule} dropped as noise) or ("skip", reason, message)."""
     try:
         skel = read_skeleton(path)
         image, dropped = preprocess.process_skeleton_with_drops(skel, mode, size, frames=frames)
@@ -104,7 +98,7 @@ def _convert_one(path: str, mode: str, size: int, frames: str = "pad") -> tuple:
         return ("skip", "unreadable", f"{os.path.basename(path)}: {error.strerror or error}")
     except Exception as error:  # a bug, not bad input: fail the run, naming the file
         raise RuntimeError(f"{os.path.basename(path)}: {type(error).__name__}: {error}") from error
-    return ("ok", skel.num_frames, encode_chunk(image), dropped)
+    return ("ok", skel.num_frames, samples.crop_rows(image), dropped)
 
 
 def _init_worker(parent: int) -> None:
@@ -311,7 +305,7 @@ def convert_folder(
 
     noise: list[tuple[str, int, str]] = []  # (name, bodyID, rule)
 
-    def records(results: Iterable) -> Iterator[tuple[str, dict[str, int], int, bytes]]:
+    def records(results: Iterable) -> Iterator[tuple[str, dict[str, int], int, tuple]]:
         bar = tqdm(results, total=len(tasks), unit="file", disable=None if progress else True)
         for (path, sample), result in zip(candidates, bar, strict=True):
             name = path.name.removesuffix(".skeleton")
@@ -432,9 +426,9 @@ def _sequence_records(
     strict: bool,
     progress: bool,
     unit: str,
-) -> Iterator[tuple[str, dict[str, int], int, bytes]]:
-    """(name, columns, frames, chunk) records of (name, columns, load the Skeleton) sequences, in one process;
-    a sequence that cannot be read or processed is skipped with its reason. settings: (mode, size, frames)."""
+) -> Iterator[tuple[str, dict[str, int], int, tuple]]:
+    """(name, columns, frames, (first row, rows)) records of (name, columns, load the Skeleton) sequences, in one
+    process; a sequence that cannot be read or processed is skipped with its reason. settings: (mode, size, frames)."""
     mode, size, frames = settings
     for name, meta, load in tqdm(sequences, total=total, unit=unit, disable=None if progress else True):
         try:
@@ -446,7 +440,7 @@ def _sequence_records(
         except ValueError as error:
             _skip(skips, name, "malformed", str(error), strict)
             continue
-        yield name, meta, skeleton.num_frames, encode_chunk(image)
+        yield name, meta, skeleton.num_frames, samples.crop_rows(image)
 
 
 def _check_output(out_path: str | os.PathLike, overwrite: bool) -> pathlib.Path:
@@ -461,38 +455,32 @@ def _check_output(out_path: str | os.PathLike, overwrite: bool) -> pathlib.Path:
 def _write_output(
     out_path: pathlib.Path,
     size: int,
-    records: Iterable[tuple[str, dict[str, int], int, bytes]],
+    records: Iterable[tuple[str, dict[str, int], int, tuple]],
     skips: list[tuple[str, str, str]],
     spec: datasets.DatasetSpec,
     preprocessing: tuple[str, str],
     command: str | None,
     overwrite: bool,
 ) -> tuple[int, dict[str, int]]:
-    """Stream (name, columns, frames, chunk) records into `<out>.tmp`, then rename it to `out_path`.
+    """Stream (name, columns, frames, (first row, rows)) records into `<out>.tmp`, then rename it to `out_path`.
 
     Returns (kept, skipped by reason). The skip report is written beside the output; on any error,
-    Ctrl-C included, the temporary file is removed and an existing output is left as it was.
+    Ctrl-C and SIGTERM included, the temporary files are removed and an existing output is left as it was.
     """
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_name(out_path.name + ".tmp")
+    rows = samples.RowsWriter(out_path.with_name(out_path.name + ".tmp.rows"), size, spec.layout.columns)
     columns: dict[str, list] = {key: [] for key in (*_INT16_COLUMNS, "frames", "name")}
     try:
         with h5py.File(tmp, "w") as h5:
-            x = h5.create_dataset(
-                "x", shape=(0, size, size, 3), maxshape=(None, size, size, 3), dtype="<f4",
-                chunks=(1, size, size, 3), compression="gzip", compression_opts=GZIP_LEVEL, shuffle=True,
-            )
-            for name, meta, frames, chunk in records:
-                index = len(columns["name"])
-                if index == x.shape[0]:
-                    x.resize(max(64, 2 * index), axis=0)  # amortised growth: the count is known only at the end
-                x.id.write_direct_chunk((index, 0, 0, 0), chunk)
+            for name, meta, frames, (first_row, image_rows) in records:
+                rows.add(first_row, image_rows)
                 for key in _INT16_COLUMNS:
                     columns[key].append(meta[key])
                 columns["frames"].append(frames)
                 columns["name"].append(name)
             kept = len(columns["name"])
-            x.resize(kept, axis=0)
+            rows.finish(h5)
             for key in _INT16_COLUMNS:
                 h5.create_dataset(key, data=np.array(columns[key], np.int16))
             h5.create_dataset("frames", data=np.array(columns["frames"], np.int32))
@@ -507,6 +495,7 @@ def _write_output(
             raise FileExistsError(f"{out_path} appeared during the run: pass --overwrite to replace it")
         os.replace(tmp, out_path)
     except BaseException:
+        rows.discard()
         tmp.unlink(missing_ok=True)
         raise
     return kept, skipped
@@ -554,9 +543,9 @@ def read_metadata(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[
         raise ValueError(f"expected an HDF5 file written by process_data.py, found {path} ({error})") from None
     with h5:
         found = h5.attrs.get("format")
-        if found != FORMAT:
+        if found not in READABLE_FORMATS:
             raise ValueError(f"expected a {FORMAT!r} file written by process_data.py, found {path} (format {found!r})")
-        columns = {key: h5[key][()] for key in h5 if key != "x"}
+        columns = {key: h5[key][()] for key in h5 if key not in ("x", "rows", *samples.ROW_COLUMNS)}
         raw_attrs = dict(h5.attrs)
     columns["name"] = columns["name"].astype(str)
     attrs: dict[str, object] = {}
