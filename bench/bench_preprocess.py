@@ -7,7 +7,7 @@ prints files/s (wall clock of the subprocess: interpreter start-up, imports, poo
 peak resident memory (ru_maxrss of that child and its workers, from os.wait4) and the CPU time of
 that process tree (user + sys), which does not depend on other load on the machine. A last run on a
 quarter of the files shows that peak memory does not grow with the number of files. `--profile`
-also times the stages of one worker per file (parse, transform, chunk compression at several levels).
+also times the stages of one worker per file (parse, transform, crop to the stored rows).
 Example: python bench/bench_preprocess.py --files 2000 --workers 2
 Target (issue #2): >= 500 files/s with 2 workers on a 2-core machine, peak memory < 1 GiB.
 """
@@ -29,7 +29,7 @@ import numpy as np
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from mans import preprocess, storage  # noqa: E402
+from mans import preprocess, samples  # noqa: E402
 from mans.skeleton_io import read_skeleton  # noqa: E402
 from mans.synthetic import render_sample, sample_names  # noqa: E402
 
@@ -86,19 +86,15 @@ def profile(folder: pathlib.Path, count: int = 200) -> None:
         out = [preprocess.process_skeleton(s, mode) for s in skeletons]
         timings[f"transform {mode}"] = time.perf_counter() - start
         images = images or out
-    sizes = {}
-    for level in (1, 4, 6):
-        start = time.perf_counter()
-        chunks = [storage.encode_chunk(image, level) for image in images]
-        timings[f"shuffle+gzip level {level}"] = time.perf_counter() - start
-        sizes[level] = np.mean([len(c) for c in chunks])
+    start = time.perf_counter()
+    cropped = [samples.crop_rows(image)[1] for image in images]
+    timings["crop to the stored rows"] = time.perf_counter() - start
     frames = np.mean([s.num_frames for s in skeletons])
     print(f"profile, one process, {len(paths)} files ({frames:.0f} frames, {size_mb / len(paths) * 1000:.0f} KB "
           f"on average; parse {size_mb / parse:.0f} MB/s):")
     for stage, seconds in timings.items():
         print(f"  {stage:28s} {1000 * seconds / len(paths):6.3f} ms/file")
-    print("  chunk bytes by gzip level: " + ", ".join(f"{k}: {v:.0f}" for k, v in sizes.items())
-          + f" (raw {images[0].nbytes})")
+    print(f"  stored rows: {np.mean([len(c) for c in cropped]):.0f} of {images[0].shape[0]} per image")
 
 
 def main(argv=None) -> None:

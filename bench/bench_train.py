@@ -27,6 +27,8 @@ sys.path.insert(0, str(REPO))
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--samples", type=int, default=1200, help="synthetic recordings made by the pipeline")
+    p.add_argument("--variant", choices=["resnet", "densenet161"], default="resnet",
+                   help="resnet trains on 50 x 50 images, densenet161 on 224 x 224")
     p.add_argument("--batch-size", type=int, default=128, help="the paper's 128")
     p.add_argument("--steps", type=int, default=4, help="batches per timed epoch (default mode)")
     p.add_argument("--full", action="store_true", help="an NTU-60-sized run (40,000 samples, 50 epochs)")
@@ -58,14 +60,16 @@ def device_description() -> str:
     return f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} logical cores visible)"
 
 
-def synthetic_h5(folder: pathlib.Path, samples: int) -> pathlib.Path:
-    """`samples` synthetic recordings of all 60 actions through the real pipeline (faithful, S = 50)."""
+def synthetic_h5(folder: pathlib.Path, samples: int, size: int = 50) -> pathlib.Path:
+    """`samples` synthetic recordings of all 60 actions through the real pipeline (faithful, S = `size`)."""
     from mans import storage, synthetic
 
-    out = folder / f"synthetic{samples}.h5"
+    out = folder / f"synthetic{samples}_{size}.h5"
     if not out.exists():
-        synthetic.write_synthetic_dataset(folder / f"raw{samples}", samples, workers=os.cpu_count() or 1)
-        storage.convert_folder(folder / f"raw{samples}", out, workers=os.cpu_count(), progress=False)
+        raw = folder / f"raw{samples}"
+        if len(list(raw.glob("*.skeleton"))) != samples:
+            synthetic.write_synthetic_dataset(raw, samples, workers=os.cpu_count() or 1)
+        storage.convert_folder(raw, out, size=size, workers=os.cpu_count(), progress=False)
     return out
 
 
@@ -77,6 +81,7 @@ def tiled_h5(base: pathlib.Path, out: pathlib.Path, train_samples: int) -> pathl
     import h5py
     import numpy as np
 
+    from mans import samples as stored_rows
     from mans import splits, storage
 
     if out.exists():
@@ -98,16 +103,13 @@ def tiled_h5(base: pathlib.Path, out: pathlib.Path, train_samples: int) -> pathl
     samples = len(names)
     by_action = {a: np.flatnonzero(meta["label"] == a - 1) for a in range(1, 61)}
     tmp = out.with_suffix(".h5.tmp")
-    with h5py.File(base, "r") as src, h5py.File(tmp, "w") as f:
-        base_x = src["x"][()]
-        size = base_x.shape[1]
-        x = f.create_dataset(
-            "x", (samples, size, size, 3), np.float32, chunks=(1, size, size, 3), compression="gzip", shuffle=True
-        )
-        for start in range(0, samples, 1000):
-            stop = min(start + 1000, samples)
-            rows = [by_action[a][i % len(by_action[a])] for i, a in enumerate(picked[start:stop, 4], start)]
-            x[start:stop] = base_x[rows]
+    base_x = stored_rows.read_images(base)
+    size = base_x.shape[1]
+    writer = stored_rows.RowsWriter(out.with_suffix(".h5.tmp.rows"), size, int(attrs["columns"]))
+    with h5py.File(tmp, "w") as f:
+        for i, action in enumerate(picked[:, 4]):
+            writer.add(*stored_rows.crop_rows(base_x[by_action[action][i % len(by_action[action])]]))
+        writer.finish(f)
         for column, index in (("setup", 0), ("camera", 1), ("performer", 2), ("replication", 3)):
             f[column] = picked[:, index].astype(np.int16)
         f["label"] = (picked[:, 4] - 1).astype(np.int16)
@@ -132,6 +134,7 @@ def train(data: pathlib.Path, out: pathlib.Path, args: argparse.Namespace, **set
         "jit_compile": args.jit_compile,
         "workers": args.workers,
         "in_memory": args.in_memory,
+        "variant": args.variant,
         "overwrite": True,
         **settings,
     }
@@ -150,10 +153,12 @@ def main(argv: list[str] | None = None) -> None:
         folder = pathlib.Path(args.workdir or tmp)
         folder.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
-        base = synthetic_h5(folder, args.samples)
+        size = 224 if args.variant == "densenet161" else 50
+        base = synthetic_h5(folder, args.samples, size)
         print(f"data: {args.samples} synthetic recordings in {time.perf_counter() - started:.0f} s")
         versions = runfolder.library_versions()
-        setting = f"batch {args.batch_size}, mixed precision {'on' if args.mixed_precision else 'off'}"
+        setting = (f"{args.variant} at {size} x {size}, batch {args.batch_size}, "
+                   f"mixed precision {'on' if args.mixed_precision else 'off'}")
         print(f"device: {device_description()}; {', '.join(f'{k} {v}' for k, v in versions.items())}")
         print(f"KERAS_BACKEND={keras.config.backend()}; {setting}")
         if not args.full:
@@ -162,20 +167,22 @@ def main(argv: list[str] | None = None) -> None:
             fit = len(data_lib.select_splits(data_lib.open_data(base), "xsub", val="none").fit)
             samples = min(args.steps * args.batch_size, fit)
             print(
-                f"resnet training: {samples / seconds[1]:.1f} samples/s ({samples} samples in "
+                f"{args.variant} training: {samples / seconds[1]:.1f} samples/s ({samples} samples in "
                 f"{seconds[1]:.1f} s; first epoch with compilation {seconds[0]:.1f} s)"
             )
             return
         started = time.perf_counter()
-        data = tiled_h5(base, folder / f"ntu60_sized_{args.full_samples}.h5", args.full_samples)
+        data = tiled_h5(base, folder / f"ntu60_sized_{args.full_samples}_{size}.h5", args.full_samples)
         print(f"data: {args.full_samples} training-side samples tiled in {time.perf_counter() - started:.0f} s")
         epochs = args.epochs or 50
         result = train(data, folder / "full", args, epochs=epochs)
         seconds = runfolder.read_json(folder / "full" / "state.json")["epoch_seconds"]
         steady = statistics.median(seconds[1:]) if len(seconds) > 1 else seconds[0]
         estimate = seconds[0] + 49 * steady
+        splits = runfolder.read_json(folder / "full" / "config.json")["splits"]
         print(
             f"full run: {epochs} epochs in {result.wall_time / 60:.1f} min; epoch {steady:.1f} s "
+            f"({splits['fit']} samples: {splits['fit'] / steady:,.0f} samples/s with validation on {splits['val']}) "
             f"(first {seconds[0]:.1f} s); 50 epochs: {'measured' if epochs == 50 else 'estimated'} "
             f"{(result.wall_time if epochs == 50 else estimate) / 60:.1f} min"
         )

@@ -1,9 +1,10 @@
 """Batches of MANs input images from an HDF5 file written by `process_data.py`.
 
-The file layout is documented in `mans.storage` (`/x` is (N, S, S, 3) float32, axes sample, time, joint
-column, coordinate; `/label` is the 0-based action). This module opens such a file, selects the samples of
-a benchmark split, and serves them to Keras as a `keras.utils.PyDataset`, either read batch by batch from
-the file (the 224 x 224 variant's tensors do not fit in memory) or from an in-memory copy.
+The file layout is documented in `mans.storage` and `mans.samples` (each sample an (S, S, 3) float32 image,
+axes time, joint column, coordinate, stored as its rows that carry data; `/label` is the 0-based action).
+This module opens such a file, selects the samples of a benchmark split, and serves them to Keras as a
+`keras.utils.PyDataset`, either read batch by batch from the file (memory-mapped) or from an in-memory copy
+of the stored rows; the images are assembled at batch time and are exactly those `mans.preprocess` made.
 
 Training order is a pure function of (seed, epoch, batch): batch `b` of epoch `e` holds the rows
 `permutation[b * B:(b + 1) * B]` of `np.random.default_rng((seed, e)).permutation(n)`, read in ascending
@@ -24,10 +25,9 @@ import h5py
 import keras
 import numpy as np
 
-from mans import splits, storage
+from mans import samples, splits, storage
 
 IN_MEMORY_FRACTION = 0.25  # "auto" loads a split when it takes less than this share of the RAM (ours)
-_READ_BLOCK = 512  # rows read at once when a split is loaded into memory
 
 
 class UsageError(ValueError):
@@ -105,14 +105,25 @@ def open_data(path: str | os.PathLike) -> DataFile:
     if isinstance(attrs.get("class_names"), str):
         attrs["class_names"] = json.loads(attrs["class_names"])
     with h5py.File(path, "r") as f:
-        if "x" not in f:
-            raise ValueError(f"{path}: expected a dataset /x of (N, S, S, 3) images, found none")
-        shape = tuple(f["x"].shape)
-    size = int(attrs["size"])
-    expected = (len(meta["label"]), size, size, 3)
+        _check_images(path, f, len(meta["label"]), int(attrs["size"]))
+    return DataFile(path=path, meta=meta, attrs=attrs)
+
+
+def _check_images(path: pathlib.Path, f: h5py.File, n: int, size: int) -> None:
+    """ValueError unless the file's images (format 2 rows, or format 1 /x) match its columns and size."""
+    if "rows" in f:
+        found = {key: tuple(f[key].shape) for key in samples.ROW_COLUMNS}
+        if any(shape != (n,) for shape in found.values()):
+            raise ValueError(f"{path}: expected {', '.join(samples.ROW_COLUMNS)} of shape ({n},), found {found}")
+        columns = int(f.attrs.get("columns", -1))
+        if tuple(f["rows"].shape[1:]) != (columns, 3) or columns > size:
+            raise ValueError(f"{path}: expected /rows of shape (R, {columns}, 3), found {tuple(f['rows'].shape)}")
+        return
+    if "x" not in f:
+        raise ValueError(f"{path}: expected the sample rows /rows (or format 1's images /x), found neither")
+    expected, shape = (n, size, size, 3), tuple(f["x"].shape)
     if shape != expected:
         raise ValueError(f"{path}: expected /x of shape {expected} (from /label and attrs size), found {shape}")
-    return DataFile(path=path, meta=meta, attrs=attrs)
 
 
 def select_splits(
@@ -162,9 +173,13 @@ def select_splits(
     return Splits(fit=fit, val=held, test=test_index, validation=val)
 
 
-def split_bytes(num_rows: int, size: int) -> int:
-    """Bytes that `num_rows` float32 images of S x S x 3 take in memory."""
-    return int(num_rows) * size * size * 3 * 4
+def split_bytes(path: str | os.PathLike, rows: np.ndarray) -> int:
+    """Bytes that the samples `rows` of a file take in memory once loaded (`load_split`)."""
+    reader = samples.ImageReader(path)
+    try:
+        return reader.stored_bytes(rows)
+    finally:
+        reader.close()
 
 
 def total_memory_bytes() -> int | None:
@@ -175,8 +190,9 @@ def total_memory_bytes() -> int | None:
         return None
 
 
-def should_load_in_memory(in_memory: str, num_rows: int, size: int) -> bool:
-    """Decide whether to load a split into memory: "yes", "no" or "auto" (< 25 % of the RAM)."""
+def should_load_in_memory(in_memory: str, nbytes: int) -> bool:
+    """Decide whether to load a split of `nbytes` (`split_bytes`) into memory: "yes", "no" or "auto" (< 25 % of
+    the RAM)."""
     if in_memory == "yes":
         return True
     if in_memory == "no":
@@ -184,27 +200,22 @@ def should_load_in_memory(in_memory: str, num_rows: int, size: int) -> bool:
     if in_memory != "auto":
         raise ValueError(f"in_memory must be one of auto, yes, no. Received: in_memory={in_memory!r}")
     total = total_memory_bytes()
-    return total is not None and split_bytes(num_rows, size) < IN_MEMORY_FRACTION * total
+    return total is not None and nbytes < IN_MEMORY_FRACTION * total
 
 
 def load_rows(path: str | os.PathLike, rows: np.ndarray) -> np.ndarray:
-    """Read the images of `rows` (ascending row indices) into one (len(rows), S, S, 3) float32 array.
+    """The images of `rows` (ascending row indices) as one (len(rows), S, S, 3) float32 array."""
+    return samples.read_images(path, rows)
 
-    Reads the file in contiguous blocks, which is much faster than a fancy index when the rows are many.
-    """
-    rows = np.asarray(rows, dtype=np.int64)
-    with h5py.File(path, "r") as f:
-        x = f["x"]
-        out = np.empty((len(rows), *x.shape[1:]), dtype=np.float32)
-        done = 0
-        while done < len(rows):
-            start = int(rows[done])
-            stop_row = start + _READ_BLOCK
-            count = int(np.searchsorted(rows[done:], stop_row))
-            block = x[start : min(stop_row, x.shape[0])]
-            out[done : done + count] = block[rows[done : done + count] - start]
-            done += count
-    return out
+
+def load_split(path: str | os.PathLike, rows: np.ndarray) -> samples.PackedImages | samples.DenseImages:
+    """The samples `rows` (ascending) in memory as the file stores them (rows only, for a format 2 file), for
+    `SkeletonBatches(x=...)`."""
+    reader = samples.ImageReader(path)
+    try:
+        return reader.load(rows)
+    finally:
+        reader.close()
 
 
 class SkeletonBatches(keras.utils.PyDataset):
@@ -228,8 +239,8 @@ class SkeletonBatches(keras.utils.PyDataset):
         max_steps: cap on the batches per epoch (quick tries), None for a whole epoch.
         drop_remainder: drop the last, smaller batch of each epoch (data-parallel training needs batches
             that split evenly over the devices).
-        x: an in-memory copy of the rows' images, (len(rows), S, S, 3), aligned with `rows`; None to
-            read from the file.
+        x: an in-memory copy of the rows' samples aligned with `rows`: `load_split`'s result, or an
+            (len(rows), S, S, 3) array of images; None to read from the file.
         shard: (index, count): serve only every count-th sample of each batch, from the index-th on (a
             multi-process JAX run: each process feeds its own part of the global batch).
         workers, use_multiprocessing, max_queue_size: see `keras.utils.PyDataset`.
@@ -246,7 +257,7 @@ class SkeletonBatches(keras.utils.PyDataset):
         initial_epoch: int = 0,
         max_steps: int | None = None,
         drop_remainder: bool = False,
-        x: np.ndarray | None = None,
+        x: np.ndarray | samples.PackedImages | samples.DenseImages | None = None,
         shard: tuple[int, int] = (0, 1),
         workers: int = 1,
         use_multiprocessing: bool = False,
@@ -265,14 +276,14 @@ class SkeletonBatches(keras.utils.PyDataset):
         self.batch_size = int(batch_size)
         self.shuffle_seed = shuffle_seed
         self.initial_epoch = int(initial_epoch)
-        self.x = x
+        self.x = samples.DenseImages(x) if isinstance(x, np.ndarray) else x
         self.shard = (int(shard[0]), int(shard[1]))
         if not 0 <= self.shard[0] < self.shard[1]:
             raise ValueError(f"shard must be (index, count) with 0 <= index < count. Received: {shard}")
         n = len(self.rows)
         full = n // self.batch_size if drop_remainder and n >= self.batch_size else math.ceil(n / self.batch_size)
         self.steps_per_epoch = min(full, max_steps) if max_steps else full
-        self._file: h5py.File | None = None
+        self._reader: samples.ImageReader | None = None
         self._pid: int | None = None
         self._order_epoch: int | None = None
         self._order: np.ndarray | None = None
@@ -306,27 +317,27 @@ class SkeletonBatches(keras.utils.PyDataset):
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         pos = self.positions(int(index))
         if self.x is not None:
-            images = self.x[pos]
+            images = self.x.images(pos)
         else:
-            images = self._dataset()[self.rows[pos]].astype(np.float32, copy=False)
+            images = self._images_from_file().images(self.rows[pos])
         return images, self.labels[pos]
 
-    def _dataset(self) -> h5py.Dataset:
-        """The file's `/x`, opened once per process (h5py handles do not survive a fork)."""
-        if self._file is None or self._pid != os.getpid():
-            self._file = h5py.File(self.path, "r")
+    def _images_from_file(self) -> samples.ImageReader:
+        """The file's reader, opened once per process (h5py handles do not survive a fork)."""
+        if self._reader is None or self._pid != os.getpid():
+            self._reader = samples.ImageReader(self.path)
             self._pid = os.getpid()
-        return self._file["x"]
+        return self._reader
 
     def close(self) -> None:
-        """Close the HDF5 handle of this process."""
-        if self._file is not None and self._pid == os.getpid():
-            self._file.close()
-        self._file = None
+        """Close the file handle of this process."""
+        if self._reader is not None and self._pid == os.getpid():
+            self._reader.close()
+        self._reader = None
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
-        state["_file"] = None
+        state["_reader"] = None
         state["_pid"] = None
         return state
 

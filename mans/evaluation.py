@@ -84,7 +84,8 @@ def predict_scores(
     in_memory: str = "auto",
 ) -> np.ndarray:
     """Softmax scores (len(rows), classes) float32 of the rows, in row order."""
-    x = data_lib.load_rows(data.path, rows) if data_lib.should_load_in_memory(in_memory, len(rows), data.size) else None
+    loaded = data_lib.should_load_in_memory(in_memory, data_lib.split_bytes(data.path, rows))
+    x = data_lib.load_split(data.path, rows) if loaded else None
     batches = data_lib.SkeletonBatches(data.path, rows, data.labels, batch_size, x=x)
     try:
         return np.asarray(model.predict(batches, verbose=0), dtype=np.float32)

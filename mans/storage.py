@@ -1,9 +1,10 @@
 """The HDF5 file of preprocessed samples, and the one conversion of a folder of recordings into it.
 
-Layout (format "mans-hdf5/1"; training and evaluation rely on it):
-    /x            (N, S, S, 3) float32, chunks (1, S, S, 3), gzip + shuffle;
-                  axes: sample, time, joint column (body 0's joints, then body 1's), coord (x, y, z; for 2D
-                  keypoints x, up, score: `mans.preprocess.view_frame_2d`)
+Layout (format "mans-hdf5/2"; training and evaluation rely on it):
+    /rows /row_offset /row_count /first_row   each sample's S x S x 3 image, axes time, joint column (body 0's
+                  joints, then body 1's), coord (x, y, z; for 2D keypoints x, up, score:
+                  `mans.preprocess.view_frame_2d`), stored as its rows that can carry data (`mans.samples`,
+                  which also reads format 1's whole images /x (N, S, S, 3))
     /label        (N,) int16, 0-based action
     /setup /camera /performer /replication   (N,) int16, 1-based as in the sample name (a description's
                   "subject" is stored as /performer; columns it lacks hold 1)
@@ -15,11 +16,11 @@ Layout (format "mans-hdf5/1"; training and evaluation rely on it):
            its leave-one-out folds filled in), axes ("sample,time,joint,coord"), mans_version, command,
            created (ISO time), kept, skipped (JSON {reason: count})
 
-`convert_folder` streams: workers parse and transform files and also compress each sample into its
-HDF5 chunk (byte shuffle + zlib, exactly HDF5's shuffle and deflate filters), and the main process
-writes the chunks in name order with `write_direct_chunk`, so memory does not grow with the number
-of files and the bytes do not depend on the number of workers. The file is written to `<out>.tmp`
-and renamed when complete; the skipped samples are listed in `<out stem>.skipped.csv` beside it, and in
+`convert_folder` streams: workers parse and transform files and crop each image to its rows
+(`mans.samples.crop_rows`), and the main process appends them in name order to `<out>.tmp.rows`, copied
+into /rows at the end, so memory does not grow with the number of files and the bytes do not depend on
+the number of workers. The file is written to `<out>.tmp` and renamed when complete; the skipped samples
+are listed in `<out stem>.skipped.csv` beside it, and in
 denoised mode the bodies dropped as noise in `<out stem>.denoised.csv` (name, body_id, rule; rules in
 `mans.denoise.RULES`).
 """
@@ -40,7 +41,6 @@ import signal
 import sys
 import threading
 import time
-import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator
 
@@ -49,13 +49,13 @@ import numpy as np
 from tqdm import tqdm
 
 import mans
-from mans import datasets, description, preprocess, readers, splits
+from mans import datasets, description, preprocess, readers, samples, splits
 from mans.readers import MISSING_REASON
 from mans.skeleton_io import SkeletonFormatError
 
-FORMAT = "mans-hdf5/1"
+FORMAT = "mans-hdf5/2"
+READABLE_FORMATS = ("mans-hdf5/1", FORMAT)  # 1: whole images in /x (mans 0.1 before the compact rows)
 AXES = "sample,time,joint,coord"
-GZIP_LEVEL = 4  # ours: see bench/bench_preprocess.py for the measured cost of levels
 NAME_LENGTH = 20  # SsssCcccPpppRrrrAaaa
 _INT16_COLUMNS = ("label", "setup", "camera", "performer", "replication")
 _JSON_ATTRS = ("class_names", "joint_layout", "skipped", "joint_names", "bones", "description")
@@ -91,14 +91,8 @@ class ConversionSummary:
         )
 
 
-def encode_chunk(image: np.ndarray, level: int = GZIP_LEVEL) -> bytes:
-    """One sample as the stored bytes of its (1, S, S, 3) chunk: HDF5's shuffle, then deflate."""
-    raw = np.ascontiguousarray(image, "<f4").view(np.uint8).reshape(-1, 4)  # (S*S*3, 4 bytes)
-    return zlib.compress(raw.T.tobytes(), level)  # shuffle: all first bytes, then all second bytes, ...
-
-
 def _convert_one(task: tuple, mode: str, size: int, frames: str = "pad") -> tuple:
-    """Worker: ("ok", frames, chunk bytes, {bodyID: rule} dropped as noise) or ("skip", reason, message).
+    """Worker: ("ok", frames, (first row, rows), {bodyID: rule} dropped as noise) or ("skip", reason, message).
 
     task: (load, source, layout): the reader's load function, its source and the dataset's joint layout.
     """
@@ -115,7 +109,7 @@ def _convert_one(task: tuple, mode: str, size: int, frames: str = "pad") -> tupl
         return ("skip", "malformed", str(error))
     except Exception as error:  # a bug, not bad input: fail the run, naming the file
         raise RuntimeError(f"{label}: {type(error).__name__}: {error}") from error
-    return ("ok", skel.num_frames, encode_chunk(image), dropped)
+    return ("ok", skel.num_frames, samples.crop_rows(image), dropped)
 
 
 def _init_worker(parent: int) -> None:
@@ -287,7 +281,7 @@ def convert_folder(
     tasks = [(reader.load, entry.source, spec.layout) for entry in entries]
     noise: list[tuple[str, int, str]] = []  # (name, bodyID, rule)
 
-    def records(results: Iterable) -> Iterator[tuple[str, dict, int, bytes]]:
+    def records(results: Iterable) -> Iterator[tuple[str, dict, int, tuple]]:
         bar = tqdm(results, total=len(tasks), unit=reader.unit, disable=None if progress else True)
         for entry, result in zip(entries, bar, strict=True):
             if result[0] == "skip":
@@ -351,33 +345,27 @@ def _check_output(out_path: str | os.PathLike, overwrite: bool) -> pathlib.Path:
 def _write_output(
     out_path: pathlib.Path,
     size: int,
-    records: Iterable[tuple[str, dict[str, int], int, bytes]],
+    records: Iterable[tuple[str, dict[str, int], int, tuple]],
     skips: list[tuple[str, str, str]],
     spec: datasets.DatasetSpec,
     preprocessing: tuple[str, str],
     command: str | None,
     overwrite: bool,
 ) -> tuple[int, dict[str, int]]:
-    """Stream (name, columns, frames, chunk) records into `<out>.tmp`, then rename it to `out_path`.
+    """Stream (name, columns, frames, (first row, rows)) records into `<out>.tmp`, then rename it to `out_path`.
 
     Returns (kept, skipped by reason). The skip report is written beside the output; on any error,
-    Ctrl-C included, the temporary file is removed and an existing output is left as it was.
+    Ctrl-C and SIGTERM included, the temporary files are removed and an existing output is left as it was.
     """
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_name(out_path.name + ".tmp")
+    rows = samples.RowsWriter(out_path.with_name(out_path.name + ".tmp.rows"), size, spec.layout.columns)
     columns: dict[str, list] = {key: [] for key in (*_INT16_COLUMNS, "frames", "name")}
     extra: dict[str, list] = {}  # a description's own grouping columns
     try:
         with h5py.File(tmp, "w") as h5:
-            x = h5.create_dataset(
-                "x", shape=(0, size, size, 3), maxshape=(None, size, size, 3), dtype="<f4",
-                chunks=(1, size, size, 3), compression="gzip", compression_opts=GZIP_LEVEL, shuffle=True,
-            )
-            for name, meta, frames, chunk in records:
-                index = len(columns["name"])
-                if index == x.shape[0]:
-                    x.resize(max(64, 2 * index), axis=0)  # amortised growth: the count is known only at the end
-                x.id.write_direct_chunk((index, 0, 0, 0), chunk)
+            for name, meta, frames, (first_row, image_rows) in records:
+                rows.add(first_row, image_rows)
                 for key in _INT16_COLUMNS:
                     columns[key].append(meta[key])
                 for key in meta.keys() - set(_INT16_COLUMNS):
@@ -385,7 +373,7 @@ def _write_output(
                 columns["frames"].append(frames)
                 columns["name"].append(name)
             kept = len(columns["name"])
-            x.resize(kept, axis=0)
+            rows.finish(h5)
             for key in _INT16_COLUMNS:
                 h5.create_dataset(key, data=np.array(columns[key], np.int16))
             h5.create_dataset("frames", data=np.array(columns["frames"], np.int32))
@@ -403,6 +391,7 @@ def _write_output(
             raise FileExistsError(f"{out_path} appeared during the run: pass --overwrite to replace it")
         os.replace(tmp, out_path)
     except BaseException:
+        rows.discard()
         tmp.unlink(missing_ok=True)
         raise
     return kept, skipped
@@ -461,9 +450,9 @@ def read_metadata(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[
         raise ValueError(f"expected an HDF5 file written by process_data.py, found {path} ({error})") from None
     with h5:
         found = h5.attrs.get("format")
-        if found != FORMAT:
+        if found not in READABLE_FORMATS:
             raise ValueError(f"expected a {FORMAT!r} file written by process_data.py, found {path} (format {found!r})")
-        columns = {key: h5[key][()] for key in h5 if key != "x"}
+        columns = {key: h5[key][()] for key in h5 if key not in ("x", "rows", *samples.ROW_COLUMNS)}
         raw_attrs = dict(h5.attrs)
     for key, column in columns.items():
         if column.dtype.kind == "S":

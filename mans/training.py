@@ -156,8 +156,8 @@ def _batches(plan: _Plan, rows: np.ndarray, *, train: bool, epoch: int, replicas
     if replicas > 1 and not train:
         rows = rows[: len(rows) - len(rows) % replicas]
     x = None
-    if data_lib.should_load_in_memory(config.in_memory, len(rows), plan.data.size):
-        x = data_lib.load_rows(plan.data.path, rows)
+    if data_lib.should_load_in_memory(config.in_memory, data_lib.split_bytes(plan.data.path, rows)):
+        x = data_lib.load_split(plan.data.path, rows)
     return data_lib.SkeletonBatches(
         plan.data.path,
         rows,

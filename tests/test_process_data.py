@@ -13,7 +13,7 @@ import h5py
 import numpy as np
 import pytest
 
-from mans import datasets, splits, storage
+from mans import datasets, samples, splits, storage
 from mans.skeleton_io import parse_sample_name
 from mans.synthetic import write_synthetic_dataset
 
@@ -46,8 +46,7 @@ def test_synthetic_folder_to_hdf5(repo_root, tmp_path):
     assert attrs["command"] == " ".join([str(repo_root / "process_data.py"), "--skeletons", str(folder), "--out",
                                          str(out), "--workers", "2", "--mode", "denoised"])
     assert attrs["class_names"] == list(datasets.ACTION_NAMES[:60])
-    with h5py.File(out) as h5:
-        x = h5["x"][:]
+    x = samples.read_images(out)
     assert x.shape == (36, 50, 50, 3) and x.dtype == np.float32 and np.isfinite(x).all()
     assert all(x[i].any() for i in range(36))
     for benchmark in ("xsub", "xview"):
@@ -62,7 +61,8 @@ def test_synthetic_and_convert_in_one_command(repo_root, tmp_path):
                  "--out", str(out), "--size", "64", "--quiet")
     assert "kept 8 of 8" in result.stdout
     with h5py.File(out) as h5:
-        assert h5["x"].shape == (8, 64, 64, 3) and h5.attrs["size"] == 64
+        assert h5["row_count"].shape == (8,) and h5["rows"].shape[1:] == (50, 3) and h5.attrs["size"] == 64
+    assert samples.read_images(out).shape == (8, 64, 64, 3)
     result = run(repo_root, "--synthetic", str(tmp_path / "s"), "--samples", "3", "--actions", "2",
                  "--out", str(out), "--quiet", "--overwrite")
     assert "kept 3 of 3" in result.stdout  # the 8 earlier files were replaced, not added to

@@ -5,11 +5,10 @@ import json
 import subprocess
 import sys
 
-import h5py
 import numpy as np
 import pytest
 
-from mans import msr_action3d, splits, storage
+from mans import msr_action3d, samples, splits, storage
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +31,7 @@ def msr_h5(tmp_path_factory, shared_data):
 
 
 def carrying_columns(path) -> set[int]:
-    with h5py.File(path) as h5:
-        x = h5["x"][()]
+    x = samples.read_images(path)
     return set(np.flatnonzero(np.abs(x).sum(axis=(0, 1, 3)) > 0).tolist())
 
 

@@ -128,10 +128,9 @@ def test_synthetic_folder_through_process_data(tmp_path, repo_root):
     assert sorted(set(meta["performer"].tolist())) == list(range(1, 11))
     assert sorted(set(meta["replication"].tolist())) == [1, 2]
     assert np.bincount(meta["label"]).tolist() == [20, 20, 20, 20, 19, 20, 20, 20, 20, 20]
-    import h5py
+    from mans import samples
 
-    with h5py.File(out) as h5:
-        x = h5["x"][:5]
+    x = samples.read_images(out, np.arange(5))
     assert x.shape == (5, 50, 50, 3)
     # 20 joint columns, centred like the frames: 15 zero columns before and 15 after (REFERENCE.md step 6)
     assert np.abs(x[:, :, 15:35]).sum(axis=(0, 1)).min() > 0 and not x[:, :, :15].any() and not x[:, :, 35:].any()
