@@ -101,9 +101,9 @@ def test_process_train_save_evaluate(kind, template, tmp_path, capsys):
     folder = tmp_path / "mine"
     desc = write_folder(folder, kind, template, training={"epochs": 1, "batch_size": 8})
     h5 = tmp_path / "mine.h5"
-    code, out, err = process(capsys, "--dataset", desc, "--skeletons", folder, "--out", h5, "--size", "24")
+    code, out, err = process(capsys, "--dataset", desc, "--skeletons", folder, "--out", h5)
     assert code == 0, err
-    assert f"kept 54 of 54 files (test-{kind}, faithful, size 24)" in out
+    assert f"kept 54 of 54 files (test-{kind}, faithful, size 50)" in out
     meta, attrs = storage.read_metadata(h5)
     joints = json.loads(template.read_text())["joints"]
     assert attrs["joint_names"] == joints and attrs["class_names"] == ["wave", "clap", "kick"]
