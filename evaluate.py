@@ -48,7 +48,9 @@ def parser() -> argparse.ArgumentParser:
         "samples before evaluating (saves <checkpoint>_bnstats.keras)",
     )
     p.add_argument("--bn-samples", type=int, default=4096, help="training samples used for that (default 4096)")
-    p.add_argument("--skeleton", nargs="+", metavar="FILE", help="raw .skeleton files to classify")
+    p.add_argument("--skeleton", nargs="+", metavar="FILE", help="raw recordings to classify, in the format of the "
+                   "checkpoint's data (.skeleton, joints_sSS_eEE.txt, aAA_sSS_eEE_skeleton3D.txt, or the .npy "
+                   "sequences of your own described dataset)")
     p.add_argument("--top", type=int, help="actions printed per --skeleton file (default 5) or --stream window "
                    "(default 3)")
     p.add_argument("--explain", nargs="+", metavar="FILE", help="raw recordings to draw a picture of (into --out, "

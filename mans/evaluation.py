@@ -354,7 +354,11 @@ def evaluate_folds(
     and mean_class_accuracy, and each fold's metrics. `options`: as for `evaluate`.
     """
     run_dir = pathlib.Path(run_dir)
-    folds = splits_lib.folds(benchmark)
+    try:
+        dataset = data_lib.open_data(data_path).dataset  # its own folds: a description's leave-one-out values
+    except (ValueError, FileNotFoundError):
+        dataset = None  # reported by `evaluate` below, once the checkpoints are found
+    folds = splits_lib.folds(benchmark, dataset)
     checkpoints = [run_dir / fold / checkpoint_name for fold in folds]
     missing = [str(path) for path in checkpoints if not path.is_file()]
     if missing:

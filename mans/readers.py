@@ -247,6 +247,7 @@ def _list_folder(folder, spec, options) -> Listing:
             skips.append((name, "no-file", f"{path}, line {line}: {array.name} not found in {folder}"))
             continue
         entries.append(Entry(name, columns, (str(array), shape)))
+    entries.sort(key=lambda entry: entry.name)  # stored in ascending name order, as NTU's
     return Listing(entries, skips, len(rows))
 
 
