@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # The GPU check of MANs as one prepared script (under 8 minutes on one H100 / H200, KERAS_BACKEND=jax):
+#   0. the data path's samples/s per reading thread and a stand-in model that costs nothing trained from the
+#      file with model.fit (bench/bench_data.py --skip-model): the rate the training loop can be fed at;
 #   1. training samples/s of the 50 x 50 (resnet) and 224 x 224 (densenet161) networks, mixed precision
 #      (bench/bench_model.py: train_on_batch on one batch of 128, compilation excluded);
 #   2. the paper's 50-epoch NTU-60 schedule (batch 128, held-out validation) on an NTU-60-sized synthetic file
@@ -9,7 +11,7 @@
 #      on the file's xsub test side.
 # Usage, from the repository root:
 #   bash bench/gpu_check.sh                  the GPU check (prints its figures; a log goes to $OUT if set)
-#   bash bench/gpu_check.sh --cpu-small      the same steps on tiny sizes on the CPU (about a minute; the tests)
+#   bash bench/gpu_check.sh --cpu-small      the same steps, tiny, on the CPU, float32 (tests/test_gpu_check.py)
 #   bash bench/gpu_check.sh --fetch-wheels   download keras and the packages it needs that the device lacks
 #                                            into .whl/ (Python 3.12, x86-64), to carry to a machine without pip
 # On a device machine, carry .whl and begin the command with
@@ -46,17 +48,22 @@ if [ "$mode" = gpu ]; then
   model_resnet=(--variant resnet --batch-size 128 --steps 20 --warmup 3 --mixed-precision)
   model_densenet=(--variant densenet161 --batch-size 128 --steps 10 --warmup 2 --mixed-precision)
   schedule=(--full --mixed-precision --epochs 3 --samples 1200)
+  data_path=(--files 1000 --skip-model)
 else
   export KERAS_BACKEND=${KERAS_BACKEND:-tensorflow}
-  model_resnet=(--variant resnet --batch-size 8 --steps 1 --warmup 1 --mixed-precision)
-  model_densenet=(--variant densenet161 --size 64 --batch-size 2 --steps 1 --warmup 1 --mixed-precision)
-  schedule=(--full --mixed-precision --epochs 1 --samples 120 --full-samples 200 --batch-size 32)
+  # float32: bfloat16 is emulated on most CPUs, several times slower than float32
+  model_resnet=(--variant resnet --batch-size 4 --steps 1 --warmup 1)
+  model_densenet=(--variant densenet161 --size 50 --batch-size 2 --steps 1 --warmup 1)
+  schedule=(--full --epochs 1 --samples 120 --full-samples 100 --batch-size 32)
+  data_path=(--files 60 --batch-size 8 --batches 2 --skip-model)
 fi
 
 started=$(date +%s)
 {
   echo "== gpu_check ($mode), KERAS_BACKEND=$KERAS_BACKEND, $(date -u +%FT%TZ)"
   command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+  echo "== 0. the data path and a stand-in model that costs nothing"
+  python3 bench/bench_data.py "${data_path[@]}" --folder "$work/data_path"
   echo "== 1. training samples/s of the network"
   python3 bench/bench_model.py "${model_resnet[@]}"
   python3 bench/bench_model.py "${model_densenet[@]}"
