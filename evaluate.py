@@ -48,6 +48,9 @@ def parser() -> argparse.ArgumentParser:
         "samples before evaluating (saves <checkpoint>_bnstats.keras)",
     )
     p.add_argument("--bn-samples", type=int, default=4096, help="training samples used for that (default 4096)")
+    p.add_argument("--tta", choices=["none", "mirror"], default="none",
+                   help="test-time augmentation: mirror averages the scores of each sample and of its left-right "
+                   "mirror image (default none)")
     p.add_argument("--skeleton", nargs="+", metavar="FILE", help="raw recordings to classify, in the format of the "
                    "checkpoint's data (.skeleton, joints_sSS_eEE.txt, aAA_sSS_eEE_skeleton3D.txt, or the .npy "
                    "sequences of your own described dataset)")
@@ -113,7 +116,7 @@ def run(args: argparse.Namespace, evaluation) -> None:
     if not args.data:
         raise UsageError("expected --data (the HDF5 file to evaluate on)")
     options = {"batch_size": args.batch_size, "in_memory": args.in_memory,
-               "recompute_bn_stats": args.recompute_bn_stats, "bn_samples": args.bn_samples}
+               "recompute_bn_stats": args.recompute_bn_stats, "bn_samples": args.bn_samples, "tta": args.tta}
     if args.benchmark == "loso":
         summary = evaluation.evaluate_folds(args.checkpoint, args.data, args.benchmark, args.fold_checkpoint, **options)
         for fold, metrics in summary["per_fold"].items():

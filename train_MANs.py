@@ -50,6 +50,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--bn-recompute", action=argparse.BooleanOptionalAction,
                    help="at the end, set the BatchNormalization statistics of best.keras and last.keras from "
                    "the training samples (default off for NTU)")
+    p.add_argument("--label-smoothing", type=float, help="label smoothing of the training loss in [0, 1), default 0")
     p.add_argument("--gru-units", type=int, help="TARM width; default 64 (resnet) or 128 (densenet161)")
     p.add_argument("--dropout", type=float, help="GRU input dropout; default 0.5 (resnet) or 0 (densenet161)")
     p.add_argument("--recurrent-dropout", type=float, help="GRU recurrent dropout; default as --dropout")
@@ -82,6 +83,8 @@ def parser() -> argparse.ArgumentParser:
     augment.add_argument("--jitter", type=float, help="per-joint Gaussian noise in metres, default 0.005")
     augment.add_argument("--time-warp", type=float, help="smooth frame-axis warp in [0, 1], default 0.3")
     augment.add_argument("--mirror", type=float, help="probability of a left-right mirror image, default 0")
+    augment.add_argument("--crop", type=float, help="random temporal crop: the largest share of the recorded span "
+                         "cut away (the rest is stretched back over it), default 0")
     p.add_argument("--imagenet-weights", help="HDF5 of ImageNet weights for the densenet161 STCM (by layer name)")
     p.add_argument(
         "--mixed-precision",

@@ -7,9 +7,11 @@ then the chosen recipe's MSR Action3D cross-subject top-1 over seeds, and the TA
     python bench/bench_recipes.py --utkinect ../shared/data/utkinect_train --study
     python bench/bench_recipes.py --msr ../shared/data/msr_action3d --seeds 1 2 3
     python bench/bench_recipes.py --utkinect ../shared/data/utkinect_train --ablation
+    python bench/bench_recipes.py --utkinect ../shared/data/utkinect_train --study --only crop --subjects 1 3
 
 Each run trains through `mans.training.train_one` with the recipe's flags over the dataset defaults, and is
-scored on the held-out subject(s) with the checkpoint the run keeps (last.keras; best.keras is the same).
+scored on the held-out subject(s) with the checkpoint the run keeps (last.keras; best.keras is the same), alone
+and with mirror test-time augmentation (its scores averaged with its mirror image's, evaluate.py --tta mirror).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ STUDY = {
     "+ cosine 100 epochs, BN statistics recomputed": ("pad", {"mirror": 0.0}),
     "+ frames resampled onto all S rows": ("resample", {"mirror": 0.0}),
     "+ mirror 0.5 (the default)": ("resample", {}),
+    "+ temporal crop 0.2, label smoothing 0.1": ("resample", {"crop": 0.2, "label_smoothing": 0.1}),
 }
 ABLATION = {
     "TARM on, augmentation on (the default)": {},
@@ -56,7 +59,7 @@ def convert(kind: str, folder: str, frames: str, work: pathlib.Path) -> pathlib.
 
 
 def train_and_score(data: pathlib.Path, benchmark: str, flags: dict, seed: int, out: pathlib.Path) -> tuple:
-    """(top-1 on the benchmark's test side, training seconds) of one run."""
+    """(top-1 on the benchmark's test side, the same with mirror test-time augmentation, training seconds)."""
     from mans import data as data_lib
     from mans import evaluation, training
 
@@ -66,22 +69,35 @@ def train_and_score(data: pathlib.Path, benchmark: str, flags: dict, seed: int, 
     seconds = time.perf_counter() - started
     opened = data_lib.open_data(data)
     test = data_lib.select_splits(opened, benchmark, val="none").test
-    scores = evaluation.predict_scores(evaluation.load_checkpoint(out / "last.keras"), opened, test)
-    return float((scores.argmax(1) == opened.labels[test]).mean()), seconds
+    model = evaluation.load_checkpoint(out / "last.keras")
+    scores = evaluation.predict_scores(model, opened, test)
+    mirrored = scores + evaluation.predict_scores(model, opened, test, tta="mirror")
+    labels = opened.labels[test]
+    return float((scores.argmax(1) == labels).mean()), float((mirrored.argmax(1) == labels).mean()), seconds
 
 
-def loso(data: pathlib.Path, flags: dict, seeds: list[int], work: pathlib.Path) -> dict:
+def loso(data: pathlib.Path, flags: dict, seeds: list[int], work: pathlib.Path, only: list[int] | None = None) -> dict:
+    """Leave-one-subject-out over the subjects in `data` (or the `only` ones: a partial estimate)."""
     from mans import data as data_lib
 
     subjects = sorted(set(int(s) for s in data_lib.open_data(data).meta["performer"]))
-    accuracies, seconds = [], []
+    subjects = [s for s in subjects if only is None or s in only]
+    accuracies, tta, seconds = [], [], []
     for seed in seeds:
         for subject in subjects:
-            accuracy, took = train_and_score(data, f"loso-{subject}", flags, seed, work / f"s{seed}-loso{subject}")
-            print(f"  seed {seed} loso-{subject}: {100 * accuracy:.1f} % in {took:.0f} s", flush=True)
+            accuracy, mirrored, took = train_and_score(data, f"loso-{subject}", flags, seed,
+                                                       work / f"s{seed}-loso{subject}")
+            print(f"  seed {seed} loso-{subject}: {100 * accuracy:.1f} % (mirror TTA {100 * mirrored:.1f} %) "
+                  f"in {took:.0f} s", flush=True)
             accuracies.append(accuracy)
+            tta.append(mirrored)
             seconds.append(took)
+    return summary(accuracies, tta, seconds)
+
+
+def summary(accuracies: list[float], tta: list[float], seconds: list[float]) -> dict:
     return {"mean": 100 * float(np.mean(accuracies)), "std": 100 * float(np.std(accuracies)),
+            "tta_mean": 100 * float(np.mean(tta)), "folds": [round(100 * a, 1) for a in accuracies],
             "seconds_per_run": float(np.mean(seconds)), "runs": len(accuracies)}
 
 
@@ -101,6 +117,9 @@ def main() -> None:
     parser.add_argument("--study", action="store_true", help="every recipe step, leave-one-subject-out on UT-Kinect")
     parser.add_argument("--ablation", action="store_true", help="TARM x augmentation, leave-one-subject-out")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1])
+    parser.add_argument("--only", help="run only the study recipes whose name contains this text")
+    parser.add_argument("--subjects", type=int, nargs="+", help="held-out subjects to run (default: every one; "
+                        "fewer give a partial estimate, for a quick look only)")
     args = parser.parse_args()
     print(machine())
     with tempfile.TemporaryDirectory() as tmp:
@@ -108,24 +127,27 @@ def main() -> None:
         rows = []
         if args.utkinect and args.study:
             for name, (frames, flags) in STUDY.items():
+                if args.only and args.only not in name:
+                    continue
                 print(f"UT-Kinect LOSO: {name}", flush=True)
                 rows.append(("UT-Kinect LOSO", name, loso(convert("utkinect", args.utkinect, frames, work), flags,
-                                                           args.seeds, work / "runs")))
+                                                           args.seeds, work / "runs", args.subjects)))
         if args.utkinect and args.ablation:
             for name, flags in ABLATION.items():
                 print(f"UT-Kinect LOSO ablation: {name}", flush=True)
                 data = convert("utkinect", args.utkinect, "resample", work)
-                rows.append(("UT-Kinect LOSO", name, loso(data, flags, args.seeds, work / "runs")))
+                rows.append(("UT-Kinect LOSO", name, loso(data, flags, args.seeds, work / "runs", args.subjects)))
         if args.msr:
             data = convert("msr", args.msr, "resample", work)
-            results = [train_and_score(data, "xsub", {}, seed, work / f"msr-{seed}") for seed in args.seeds]
-            accuracies = [100 * a for a, _ in results]
-            rows.append(("MSR Action3D xsub", "the default", {
-                "mean": float(np.mean(accuracies)), "std": float(np.std(accuracies)),
-                "seconds_per_run": float(np.mean([s for _, s in results])), "runs": len(results)}))
+            results = []
+            for seed in args.seeds:
+                results.append(train_and_score(data, "xsub", {}, seed, work / f"msr-{seed}"))
+                print(f"  MSR Action3D xsub seed {seed}: {100 * results[-1][0]:.1f} % (mirror TTA "
+                      f"{100 * results[-1][1]:.1f} %) in {results[-1][2]:.0f} s", flush=True)
+            rows.append(("MSR Action3D xsub", "the default", summary(*zip(*results, strict=True))))
         for protocol, name, result in rows:
             print(f"{protocol:20s} {name:50s} {result['mean']:5.1f} +- {result['std']:4.1f} % over {result['runs']} "
-                  f"runs, {result['seconds_per_run']:.0f} s of training per run")
+                  f"runs (mirror TTA {result['tta_mean']:.1f} %), {result['seconds_per_run']:.0f} s of training a run")
         print(json.dumps(rows))
 
 

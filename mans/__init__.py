@@ -20,7 +20,7 @@ import sys
 
 __version__ = "0.1.0"
 
-_LAYER_MODULES = ("mans.layers", "mans.augment")  # every module that registers a serializable Keras class
+_LAYER_MODULES = ("mans.layers", "mans.augment", "mans.regularise")  # every module that registers a Keras class
 
 
 def register_layers() -> None:

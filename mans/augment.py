@@ -106,15 +106,36 @@ class RandomTimeWarp(_Augmentation):
         super().__init__(strength, seed, **kwargs)
 
     def transform(self, inputs):
-        frames = ops.shape(inputs)[1]
-        present = ops.any(ops.not_equal(inputs, 0), axis=(2, 3))  # (B, T)
-        first = ops.cast(ops.argmax(ops.cast(present, "int32"), axis=1), inputs.dtype)  # (B,)
-        last = ops.cast(frames - 1 - ops.argmax(ops.cast(ops.flip(present, axis=1), "int32"), axis=1), inputs.dtype)
+        first, last, steps = _recorded_span(inputs)
         span = ops.maximum(last - first, 1.0)[:, None]  # (B, 1)
-        steps = ops.cast(ops.arange(frames), inputs.dtype)[None, :]  # (1, T)
         u = ops.clip((steps - first[:, None]) / span, 0.0, 1.0)  # (B, T)
         r = self._per_sample_uniform(inputs, -self.strength, self.strength)[:, None]
         source = first[:, None] + span * (u + r * ops.sin(math.pi * u) / math.pi)  # (B, T) positions
+        inside = ops.cast((steps >= first[:, None]) & (steps <= last[:, None]), inputs.dtype)  # (B, T)
+        return _interpolate_rows(inputs, source) * inside[:, :, None, None]
+
+
+@keras.saving.register_keras_serializable(package="mans")
+class RandomTemporalCrop(_Augmentation):
+    """Crops each sample's recorded span to a random part of it and stretches that part back over the span.
+
+    The kept part has a length drawn from [1 - strength, 1] of the span [a, b] and a uniformly drawn start;
+    output frame k of the span reads the input at a + start + length * u, u = (k - a) / (b - a), linearly
+    interpolated. Padded rows stay zero. A random temporal crop with a speed change, in one transform.
+    """
+
+    def __init__(self, strength: float = 0.0, seed: int | None = None, **kwargs):
+        if strength >= 1:
+            raise ValueError(f"`strength` must be < 1 so that something is kept. Received: strength={strength}")
+        super().__init__(strength, seed, **kwargs)
+
+    def transform(self, inputs):
+        first, last, steps = _recorded_span(inputs)
+        span = ops.maximum(last - first, 1.0)[:, None]  # (B, 1)
+        u = ops.clip((steps - first[:, None]) / span, 0.0, 1.0)  # (B, T)
+        keep = self._per_sample_uniform(inputs, 1.0 - self.strength, 1.0)[:, None]  # (B, 1)
+        start = self._per_sample_uniform(inputs, 0.0, 1.0)[:, None] * (1.0 - keep)
+        source = first[:, None] + span * (start + keep * u)  # (B, T) positions
         inside = ops.cast((steps >= first[:, None]) & (steps <= last[:, None]), inputs.dtype)  # (B, T)
         return _interpolate_rows(inputs, source) * inside[:, :, None, None]
 
@@ -148,6 +169,15 @@ class RandomMirror(_Augmentation):
         return {**super().get_config(), "columns": self.columns}
 
 
+def _recorded_span(inputs):
+    """(first, last, steps): each sample's first and last non-zero row (B,) and the row numbers (1, T)."""
+    frames = ops.shape(inputs)[1]
+    present = ops.any(ops.not_equal(inputs, 0), axis=(2, 3))  # (B, T)
+    first = ops.cast(ops.argmax(ops.cast(present, "int32"), axis=1), inputs.dtype)  # (B,)
+    last = ops.cast(frames - 1 - ops.argmax(ops.cast(ops.flip(present, axis=1), "int32"), axis=1), inputs.dtype)
+    return first, last, ops.cast(ops.arange(frames), inputs.dtype)[None, :]
+
+
 def _interpolate_rows(inputs, source):
     """inputs (B, T, J, C) read at fractional row positions source (B, T), linearly."""
     frames = ops.shape(inputs)[1]
@@ -166,21 +196,24 @@ AUGMENTATIONS = {
     "scale": RandomScale,
     "jitter": JointJitter,
     "time_warp": RandomTimeWarp,
+    "crop": RandomTemporalCrop,
 }
 
 
 def augmentation_layers(
     strengths: dict[str, float], seed: int | None = None, mirror_columns: list[int] | None = None
 ) -> list[keras.layers.Layer]:
-    """The layers for the non-zero strengths, in a fixed order (time warp, rotation, scale, jitter, mirror).
+    """The layers for the non-zero strengths, in a fixed order (time warp, rotation, scale, jitter, mirror,
+    crop).
 
     Args: strengths: {"rotation": degrees, "scale": fraction, "jitter": metres, "time_warp": 0..1,
-        "mirror": probability}. mirror_columns: the mirror twin of each joint column (needed for "mirror").
+        "mirror": probability, "crop": largest share of the span cut away, 0..1}.
+        mirror_columns: the mirror twin of each joint column (needed for "mirror").
     """
     unknown = sorted(set(strengths) - set(AUGMENTATIONS))
     if unknown:
         raise ValueError(f"unknown augmentation {unknown}; expected some of {sorted(AUGMENTATIONS)}")
-    order = ("time_warp", "rotation", "scale", "jitter", "mirror")
+    order = ("time_warp", "rotation", "scale", "jitter", "mirror", "crop")  # new kinds go last: seeds stay
     layers = []
     for offset, key in enumerate(order):
         if strengths.get(key, 0):

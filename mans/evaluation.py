@@ -28,12 +28,13 @@ import keras
 import numpy as np
 
 from mans import data as data_lib
-from mans import preprocess, recordings, runfolder
+from mans import datasets, preprocess, recordings, runfolder
 from mans import splits as splits_lib
 from mans.batchnorm import BN_SAMPLES, bn_rows, recompute_bn_statistics
 from mans.data import UsageError
 
 REPORT_FILES = runfolder.REPORT_FILES
+TTA_CHOICES = ("none", "mirror")  # test-time views: the image as it is, or its left-right mirror image
 PREDICT_CHUNK = 32  # raw recordings per forward pass of a Predictor (ours: bounds the memory at S = 224)
 
 
@@ -82,15 +83,29 @@ def predict_scores(
     rows: np.ndarray,
     batch_size: int = 256,
     in_memory: str = "auto",
+    tta: str = "none",
 ) -> np.ndarray:
-    """Softmax scores (len(rows), classes) float32 of the rows, in row order."""
-    loaded = data_lib.should_load_in_memory(in_memory, data_lib.split_bytes(data.path, rows))
+    """Softmax scores (len(rows), classes) float32 of the rows, in row order.
+
+    tta "mirror" scores the left-right mirror images of the rows instead (`mirror_images`); TTA_CHOICES.
+    """
+    if tta not in TTA_CHOICES:
+        raise UsageError(f"tta must be one of {', '.join(TTA_CHOICES)}. Received: tta={tta!r}")
+    loaded = tta != "none" or data_lib.should_load_in_memory(in_memory, data_lib.split_bytes(data.path, rows))
     x = data_lib.load_split(data.path, rows) if loaded else None
+    if tta == "mirror":
+        x = mirror_images(x, preprocess.mirror_columns(datasets.get_dataset(data.dataset).layout, data.size))
     batches = data_lib.SkeletonBatches(data.path, rows, data.labels, batch_size, x=x)
     try:
         return np.asarray(model.predict(batches, verbose=0), dtype=np.float32)
     finally:
         batches.close()
+
+
+def mirror_images(images: np.ndarray, columns: list[int]) -> np.ndarray:
+    """(n, S, S, 3) images mirrored left-right as `mans.augment.RandomMirror` does: x negated, each joint
+    column swapped with its twin `columns[k]`."""
+    return np.asarray(images)[:, :, columns, :] * np.asarray([-1.0, 1.0, 1.0], np.float32)
 
 
 def summarize(scores: np.ndarray, labels: np.ndarray, num_classes: int) -> dict:
@@ -294,6 +309,7 @@ def evaluate(
     in_memory: str = "auto",
     recompute_bn_stats: bool = False,
     bn_samples: int = BN_SAMPLES,
+    tta: str = "none",
 ) -> dict:
     """Evaluate a checkpoint on the test split of `benchmark` and write the reports.
 
@@ -308,6 +324,8 @@ def evaluate(
             (at most `bn_samples` of) the run's training samples; the adjusted model is saved as
             `<checkpoint stem>_bnstats.keras` in `out`.
         bn_samples: cap on the training samples used for that.
+        tta: "mirror" averages the scores of each image and of its left-right mirror image (test-time
+            augmentation); "none" scores the image alone.
 
     Returns:
         The metrics dict written to metrics.json.
@@ -327,7 +345,10 @@ def evaluate(
         out.mkdir(parents=True, exist_ok=True)
         model.save(out / f"{checkpoint.stem}_bnstats.keras")
         extra["bn_statistics"] = f"recomputed for {count} layers on {len(rows)} training samples"
-    scores = predict_scores(model, data, splits.test, batch_size, in_memory)
+    scores = predict_scores(model, data, splits.test, batch_size, in_memory, tta)
+    if tta == "mirror":
+        scores = (scores + predict_scores(model, data, splits.test, batch_size, in_memory)) / 2
+    extra["tta"] = tta
     labels = data.labels[splits.test]
     names = data.names[splits.test].tolist()
     metrics = {

@@ -68,6 +68,8 @@ class TrainConfig:
     jitter: float = _ours(0.005)  # metres, per joint
     time_warp: float = _ours(0.3)  # 0..1
     mirror: float = _ours(0.0)  # probability of a left-right mirror image
+    crop: float = _ours(0.0)  # random temporal crop: the largest share of the recorded span cut away
+    label_smoothing: float = _ours(0.0)  # mans.regularise
     mixed_precision: str = _ours("off")
     jit_compile: bool | None = _ours(None)
     in_memory: str = _ours("auto")
@@ -141,6 +143,8 @@ def check_config(config: TrainConfig) -> None:
         ("jitter", config.jitter >= 0, ">= 0"),
         ("time_warp", 0 <= config.time_warp <= 1, "in [0, 1]"),
         ("mirror", 0 <= config.mirror <= 1, "in [0, 1]"),
+        ("crop", 0 <= config.crop < 1, "in [0, 1)"),
+        ("label_smoothing", 0 <= config.label_smoothing < 1, "in [0, 1)"),
         ("workers", config.workers >= 1, ">= 1"),
         ("steps_per_epoch", config.steps_per_epoch is None or config.steps_per_epoch >= 1, ">= 1"),
         ("max_train_samples", config.max_train_samples is None or config.max_train_samples >= 1, ">= 1"),
@@ -184,6 +188,7 @@ def augmentation_strengths(config: TrainConfig) -> dict[str, float] | None:
         "jitter": config.jitter,
         "time_warp": config.time_warp,
         "mirror": config.mirror,
+        "crop": config.crop,
     }
 
 

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 import keras
 import numpy as np
 
-from mans import batchnorm, checkpoints, datasets, distribution, preprocess, runfolder, train_config
+from mans import batchnorm, checkpoints, datasets, distribution, preprocess, regularise, runfolder, train_config
 from mans import callbacks as callbacks_lib
 from mans import data as data_lib
 from mans import model as model_lib
@@ -111,7 +111,7 @@ def _compile(model: keras.Model, config: TrainConfig, num_classes: int, steps_pe
     )
     model.compile(
         optimizer=optimizer,
-        loss="sparse_categorical_crossentropy",
+        loss=regularise.training_loss(config.label_smoothing),
         metrics=[
             keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
             keras.metrics.SparseTopKCategoricalAccuracy(k=min(5, num_classes), name="top5"),

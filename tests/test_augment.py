@@ -16,6 +16,7 @@ ALL = [
     augment.RandomScale(0.2, seed=2),
     augment.JointJitter(0.01, seed=3),
     augment.RandomTimeWarp(0.5, seed=4),
+    augment.RandomTemporalCrop(0.5, seed=5),
 ]
 
 
@@ -70,6 +71,20 @@ def test_time_warp_keeps_the_ends_of_the_recording():
     y = keras.ops.convert_to_numpy(augment.RandomTimeWarp(1.0, seed=0)(x, training=True))
     np.testing.assert_allclose(y[:, 3], x[:, 3], atol=1e-6)  # first recorded frame
     np.testing.assert_allclose(y[:, -3], x[:, -3], atol=1e-6)  # last recorded frame
+
+
+def test_temporal_crop_reads_one_stretched_part_of_the_recording():
+    x = np.zeros((2, S, S, 3), np.float32)
+    x[:, 3:-2, :10, 0] = np.arange(3, S - 2, dtype=np.float32)[:, None]  # x channel = frame number
+    y = keras.ops.convert_to_numpy(augment.RandomTemporalCrop(0.5, seed=0)(x, training=True))
+    recorded = y[:, 3:-2, 0, 0]
+    assert np.all(np.diff(recorded, axis=1) > 0)  # still in order, now faster
+    span = recorded[:, -1] - recorded[:, 0]
+    assert np.all(span >= 0.5 * (S - 6) - 1e-4) and np.all(span <= S - 6 + 1e-4)
+    assert np.all(recorded >= 3 - 1e-4) and np.all(recorded <= S - 3 + 1e-4)  # inside the recording
+    np.testing.assert_array_equal(y[:, :3], 0)
+    with pytest.raises(ValueError, match="strength=1.0"):
+        augment.RandomTemporalCrop(1.0)
 
 
 def test_bad_strengths():

@@ -74,6 +74,33 @@ def test_evaluate_writes_every_report(checkpoint, h5, tmp_path):
     assert (out / "confusion_matrix.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_mirror_test_time_augmentation_scores_the_mirror_images(checkpoint, h5):
+    from mans import datasets, preprocess
+
+    data = data_lib.open_data(h5)
+    rows = np.arange(6)
+    model = keras.saving.load_model(checkpoint)
+    columns = preprocess.mirror_columns(datasets.get_dataset(data.dataset).layout, data.size)
+    images = data_lib.load_rows(data.path, rows)
+    mirrored = evaluation.mirror_images(images, columns)
+    np.testing.assert_array_equal(evaluation.mirror_images(mirrored, columns), images)
+    expected = model.predict(mirrored, verbose=0)
+    np.testing.assert_allclose(evaluation.predict_scores(model, data, rows, tta="mirror"), expected, rtol=1e-5)
+    with pytest.raises(UsageError, match="tta must be one of none, mirror"):
+        evaluation.predict_scores(model, data, rows, tta="flip")
+
+
+def test_evaluate_script_tta_averages_both_views(checkpoint, h5, tmp_path):
+    assert evaluate_script.main([str(checkpoint), "--data", str(h5), "--benchmark", "xview", "--tta", "mirror",
+                                 "--out", str(tmp_path)]) in (0, None)
+    data = data_lib.open_data(h5)
+    test = data_lib.select_splits(data, "xview", val="none").test
+    model = keras.saving.load_model(checkpoint)
+    both = (evaluation.predict_scores(model, data, test) + evaluation.predict_scores(model, data, test, tta="mirror"))
+    np.testing.assert_allclose(np.load(tmp_path / "scores.npy"), both / 2, rtol=1e-5, atol=1e-7)
+    assert json.loads((tmp_path / "metrics.json").read_text())["tta"] == "mirror"
+
+
 def test_recompute_bn_statistics_is_exact():
     keras.utils.set_random_seed(1)
     model = tiny_model()

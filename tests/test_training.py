@@ -53,6 +53,26 @@ def test_paper_defaults():
     assert (config.l2, config.reset_after, config.variant) == (1e-4, False, "resnet")
 
 
+def test_label_smoothing_loss_matches_keras_and_the_crop_flag_reaches_the_model(h5, tmp_path):
+    from mans import regularise
+
+    labels = np.array([0, 2, 1])
+    scores = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6], [0.3, 0.4, 0.3]], np.float32)
+    smoothed = regularise.training_loss(0.1)(labels, scores)
+    expected = keras.losses.CategoricalCrossentropy(label_smoothing=0.1)(np.eye(3)[labels], scores)
+    np.testing.assert_allclose(float(smoothed), float(expected), rtol=1e-6)
+    assert regularise.training_loss(0.0) == "sparse_categorical_crossentropy"
+    out = tmp_path / "run"
+    assert train_MANs.main(["--data", str(h5), "--out", str(out), *TINY, "--augment", "--crop", "0.3",
+                            "--label-smoothing", "0.1", "--val", "none"]) == 0
+    record = json.loads((out / "config.json").read_text())
+    assert (record["config"]["crop"], record["sources"]["crop"]) == (0.3, "flag")
+    assert (record["config"]["label_smoothing"], record["sources"]["label_smoothing"]) == (0.1, "flag")
+    model = keras.saving.load_model(out / "last.keras")
+    assert model.get_layer("augment_crop").strength == 0.3
+    assert model.loss.label_smoothing == 0.1
+
+
 def test_unknown_and_bad_settings():
     with pytest.raises(UsageError, match="unknown setting .'batchsize'.*batch_size"):
         train_config.resolve_config({"data": "d", "out": "o", "batchsize": 3})
