@@ -209,7 +209,8 @@ def train(flags: Mapping[str, object], argv: Sequence[str] | None = None) -> Tra
     Returns one TrainResult, or one per fold. Each run resumes where it stopped when run again.
     """
     benchmark = flags.get("benchmark")
-    folds = splits_lib.folds(str(benchmark)) if benchmark else ()
+    dataset = data_lib.open_data(flags["data"]).dataset if benchmark and flags.get("data") else None
+    folds = splits_lib.folds(str(benchmark), dataset) if benchmark else ()
     if len(folds) <= 1:
         return train_one(flags, argv)
     if not flags.get("out"):

@@ -142,6 +142,19 @@ def test_the_file_carries_its_description(tmp_path, capsys):
     assert attrs["description"]["splits"]["loso"]["values"] == [1, 2, 3, 4]
 
 
+def test_loso_trains_one_fold_per_subject_of_the_labels(tmp_path, capsys, monkeypatch):
+    from mans import training
+
+    folder = tmp_path / "mine"
+    desc = write_folder(folder, "3d", TEMPLATE_3D, subjects=4, repeats=1)
+    assert process(capsys, "--dataset", desc, "--skeletons", folder, "--out", tmp_path / "a.h5")[0] == 0
+    datasets._REGISTERED.clear()  # as in a fresh process
+    trained = []
+    monkeypatch.setattr(training, "train_one", lambda flags, argv=None: trained.append(flags["benchmark"]))
+    training.train({"data": str(tmp_path / "a.h5"), "benchmark": "loso", "out": str(tmp_path / "run")})
+    assert trained == ["loso-1", "loso-2", "loso-3", "loso-4"]
+
+
 def test_image_plane_view_normalisation():
     """2D: translation, in-plane rotation and scale of the picture change nothing; the score is kept as the
     third channel, and a joint not seen (score 0) is stored as zeros."""
