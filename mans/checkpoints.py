@@ -7,6 +7,7 @@ the CPU (see `mans.callbacks` for the dropout seeds and `mans.data.SkeletonBatch
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import pathlib
@@ -44,6 +45,15 @@ def save_checkpoint(model: keras.Model, path: pathlib.Path, state: Mapping[str, 
     os.replace(tmp, path)
 
 
+def with_later_settings(record: dict) -> dict:
+    """The run record with every setting added since it was written at that setting's default (the run was
+    trained without it), so that a run folder of an earlier version resumes."""
+    defaults = {field.name: runfolder.jsonable(field.default) for field in dataclasses.fields(TrainConfig)
+                if field.default is not dataclasses.MISSING}
+    config = record.get("config", {})
+    return {**record, "config": {**{k: v for k, v in defaults.items() if k not in config}, **config}}
+
+
 def resume_state_for(config: TrainConfig, record: dict) -> dict | None:
     """Decide how to use the run folder: None for a fresh run, else the resume state to continue from."""
     out = pathlib.Path(config.out)
@@ -57,7 +67,7 @@ def resume_state_for(config: TrainConfig, record: dict) -> dict | None:
     if config.overwrite:
         return None
     differences = runfolder.differences(
-        runfolder.comparable(runfolder.read_json(config_path)), runfolder.comparable(record)
+        runfolder.comparable(with_later_settings(runfolder.read_json(config_path))), runfolder.comparable(record)
     )
     if differences:
         shown = "; ".join(differences[:4]) + ("; ..." if len(differences) > 4 else "")

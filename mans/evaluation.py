@@ -91,10 +91,13 @@ def predict_scores(
     """
     if tta not in TTA_CHOICES:
         raise UsageError(f"tta must be one of {', '.join(TTA_CHOICES)}. Received: tta={tta!r}")
-    loaded = tta != "none" or data_lib.should_load_in_memory(in_memory, data_lib.split_bytes(data.path, rows))
-    x = data_lib.load_split(data.path, rows) if loaded else None
     if tta == "mirror":
-        x = mirror_images(x, preprocess.mirror_columns(datasets.get_dataset(data.dataset).layout, data.size))
+        columns = preprocess.mirror_columns(datasets.get_dataset(data.dataset).layout, data.size)
+        x = mirror_images(data_lib.load_rows(data.path, rows), columns)
+    elif data_lib.should_load_in_memory(in_memory, data_lib.split_bytes(data.path, rows)):
+        x = data_lib.load_split(data.path, rows)
+    else:
+        x = None
     batches = data_lib.SkeletonBatches(data.path, rows, data.labels, batch_size, x=x)
     try:
         return np.asarray(model.predict(batches, verbose=0), dtype=np.float32)

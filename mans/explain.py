@@ -203,6 +203,8 @@ def _time_caption(expl: Explanation, size: int) -> str:
     kept = "frames" if expl.mode == "faithful" else f"frames with a kept body (of {expl.recorded_frames})"
     if expl.rows > size:
         return f"{expl.rows} {kept} sampled to {size} rows"
+    if (expl.sources >= 0).all():  # --frames resample: interpolated onto every row, no padding
+        return f"{expl.rows} {kept} resampled onto {size} rows"
     before = int(np.argmax(expl.sources >= 0))
     after = size - expl.rows - before
     return f"{expl.rows} {kept}, padded with {before} rows before and {after} after"

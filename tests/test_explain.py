@@ -1,6 +1,7 @@
 """mans.explain and evaluate.py --explain: the picture of a recording draws the attention frame_attention
 returns, marks the padding, and says so when a checkpoint has no TARM; existing pictures are kept."""
 
+import dataclasses
 import json
 import pathlib
 
@@ -69,6 +70,10 @@ def test_the_picture_draws_the_attention_frame_attention_returns(model, checkpoi
     tarm_out = keras.Model(model.input, model.get_layer("tarm_stack").output).predict_on_batch(long_expl.image[None])
     np.testing.assert_allclose(long_expl.stcm_input, tarm_out[0], rtol=1e-5, atol=1e-6)
     assert len(explain.body_joints(long_expl.image, 10, long_expl.layout)) == 2  # both actors drawn
+    assert explain._time_caption(short_expl, 50) == "40 frames, padded with 5 rows before and 5 after"
+    assert explain._time_caption(long_expl, 50) == "120 frames sampled to 50 rows"
+    resampled = dataclasses.replace(short_expl, sources=np.linspace(0, 39, 50).astype(int))  # --frames resample
+    assert explain._time_caption(resampled, 50) == "40 frames resampled onto 50 rows"
 
 
 def test_explain_command_gif_and_existing_pictures(checkpoint, tmp_path, capsys):

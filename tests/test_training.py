@@ -160,6 +160,12 @@ def test_run_folder_rules(capsys, tmp_path, h5):
     assert_one_line_error(*run_script(capsys, "--data", str(h5), "--out", str(out), *TINY, "--lr", "0.1"), "lr")
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before  # nothing overwritten
 
+    earlier = json.loads((out / "config.json").read_text())  # as a version before --crop and --label-smoothing
+    del earlier["config"]["crop"], earlier["config"]["label_smoothing"]
+    (out / "config.json").write_text(json.dumps(earlier))
+    code = train_MANs.main(["--data", str(h5), "--out", str(out), *TINY])
+    assert code == 0 and "run already complete" in capsys.readouterr().out
+
     stranger = tmp_path / "stranger"
     stranger.mkdir()
     (stranger / "notes.txt").write_text("mine")
