@@ -56,23 +56,9 @@ def make_files(folder: pathlib.Path, files: int) -> dict[int, tuple[pathlib.Path
         if not new.exists():
             storage.convert_folder(skeletons, new, size=size, workers=os.cpu_count(), progress=False, overwrite=True)
         if not old.exists():
-            write_format_1(old, samples.read_images(new), new)
+            samples.write_format_1(old, samples.read_images(new), new)
         made[size] = (new, old)
     return made
-
-
-def write_format_1(path: pathlib.Path, images: np.ndarray, source: pathlib.Path) -> None:
-    """The same samples as format 1 stored them: /x (N, S, S, 3), gzip level 4 + shuffle, one image per chunk."""
-    import h5py
-
-    size = images.shape[1]
-    with h5py.File(source) as src, h5py.File(path, "w") as h5:
-        h5.create_dataset("x", data=images, chunks=(1, size, size, 3), compression="gzip", compression_opts=4,
-                          shuffle=True)
-        for key in ("label", "setup", "camera", "performer", "replication", "frames", "name"):
-            h5[key] = src[key][()]
-        h5.attrs.update({k: v for k, v in src.attrs.items() if k not in ("columns", "column_start")})
-        h5.attrs["format"] = "mans-hdf5/1"
 
 
 def rate(function, samples_per_call: int, calls: int) -> float:

@@ -236,3 +236,16 @@ def read_images(path: str | os.PathLike, rows: np.ndarray | None = None) -> np.n
         return reader.load(rows).images(np.arange(len(rows)))
     finally:
         reader.close()
+
+
+def write_format_1(path: str | os.PathLike, images: np.ndarray, source: str | os.PathLike) -> None:
+    """`source`'s samples as format 1 stored them (/x (N, S, S, 3), gzip level 4 + shuffle, one image per chunk),
+    with `images` as their images: the files of earlier versions, for tests and benchmarks."""
+    size = images.shape[1]
+    with h5py.File(source) as src, h5py.File(path, "w") as h5:
+        h5.create_dataset("x", data=images, chunks=(1, size, size, 3), compression="gzip", compression_opts=4,
+                          shuffle=True)
+        for key in ("label", "setup", "camera", "performer", "replication", "frames", "name"):
+            h5[key] = src[key][()]
+        h5.attrs.update({k: v for k, v in src.attrs.items() if k not in ("columns", "column_start")})
+        h5.attrs["format"] = "mans-hdf5/1"

@@ -27,18 +27,6 @@ def todays_images(folder, names, mode: str, frames: str, size: int) -> np.ndarra
                                                  frames=frames) for name in names])
 
 
-def write_format_1(path, images: np.ndarray, source) -> None:
-    """A "mans-hdf5/1" file as mans wrote them before: /x (N, S, S, 3), gzip + shuffle, one image per chunk."""
-    size = images.shape[1]
-    with h5py.File(source) as src, h5py.File(path, "w") as h5:
-        h5.create_dataset("x", data=images, chunks=(1, size, size, 3), compression="gzip", compression_opts=4,
-                          shuffle=True)
-        for key in ("label", "setup", "camera", "performer", "replication", "frames", "name"):
-            h5[key] = src[key][()]
-        h5.attrs.update({k: v for k, v in src.attrs.items() if k not in ("columns", "column_start")})
-        h5.attrs["format"] = "mans-hdf5/1"
-
-
 @pytest.mark.parametrize(("mode", "frames", "size"), SETTINGS)
 def test_batches_are_todays_images_byte_for_byte(folder, tmp_path, mode, frames, size):
     out = tmp_path / "new.h5"
@@ -56,7 +44,7 @@ def test_batches_are_todays_images_byte_for_byte(folder, tmp_path, mode, frames,
     positions = shuffled.positions(1)
     assert shuffled[1][0].tobytes() == expected[rows[1::2][positions]].tobytes()
     old = tmp_path / "old.h5"
-    write_format_1(old, expected, out)
+    samples.write_format_1(old, expected, out)
     old_data = data_lib.open_data(old)
     assert old_data.size == size and list(old_data.names) == list(data.names)
     for x in (None, data_lib.load_split(old, rows)):
