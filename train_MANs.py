@@ -16,8 +16,9 @@ def parser() -> argparse.ArgumentParser:
     """The command line; every default is None so that the run can tell a given flag from a default."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", required=True, help="HDF5 file from process_data.py")
-    p.add_argument("--benchmark", help="xsub or xview (NTU-60), xsub or xset (NTU-120), xsub, loso (ten folds) or "
-                   "loso-K (UT-Kinect); default xsub")
+    p.add_argument("--benchmark", help="a split of the data's dataset: xsub or xview (NTU-60), xsub or xset (NTU-120), "
+                   "xsub, loso (every fold) or loso-K (UT-Kinect, MSR Action3D), or a split your description names; "
+                   "default xsub")
     p.add_argument("--out", required=True, help="run folder (new, or the folder of the run to resume)")
     p.add_argument(
         "--variant",
