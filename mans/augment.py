@@ -106,13 +106,10 @@ class RandomTimeWarp(_Augmentation):
         super().__init__(strength, seed, **kwargs)
 
     def transform(self, inputs):
-        first, last, steps = _recorded_span(inputs)
-        span = ops.maximum(last - first, 1.0)[:, None]  # (B, 1)
-        u = ops.clip((steps - first[:, None]) / span, 0.0, 1.0)  # (B, T)
+        first, span, u, inside = _span_coordinates(inputs)
         r = self._per_sample_uniform(inputs, -self.strength, self.strength)[:, None]
-        source = first[:, None] + span * (u + r * ops.sin(math.pi * u) / math.pi)  # (B, T) positions
-        inside = ops.cast((steps >= first[:, None]) & (steps <= last[:, None]), inputs.dtype)  # (B, T)
-        return _interpolate_rows(inputs, source) * inside[:, :, None, None]
+        source = first + span * (u + r * ops.sin(math.pi * u) / math.pi)  # (B, T) positions
+        return _interpolate_rows(inputs, source) * inside
 
 
 @keras.saving.register_keras_serializable(package="mans")
@@ -130,14 +127,11 @@ class RandomTemporalCrop(_Augmentation):
         super().__init__(strength, seed, **kwargs)
 
     def transform(self, inputs):
-        first, last, steps = _recorded_span(inputs)
-        span = ops.maximum(last - first, 1.0)[:, None]  # (B, 1)
-        u = ops.clip((steps - first[:, None]) / span, 0.0, 1.0)  # (B, T)
+        first, span, u, inside = _span_coordinates(inputs)
         keep = self._per_sample_uniform(inputs, 1.0 - self.strength, 1.0)[:, None]  # (B, 1)
         start = self._per_sample_uniform(inputs, 0.0, 1.0)[:, None] * (1.0 - keep)
-        source = first[:, None] + span * (start + keep * u)  # (B, T) positions
-        inside = ops.cast((steps >= first[:, None]) & (steps <= last[:, None]), inputs.dtype)  # (B, T)
-        return _interpolate_rows(inputs, source) * inside[:, :, None, None]
+        source = first + span * (start + keep * u)  # (B, T) positions
+        return _interpolate_rows(inputs, source) * inside
 
 
 @keras.saving.register_keras_serializable(package="mans")
@@ -176,6 +170,16 @@ def _recorded_span(inputs):
     first = ops.cast(ops.argmax(ops.cast(present, "int32"), axis=1), inputs.dtype)  # (B,)
     last = ops.cast(frames - 1 - ops.argmax(ops.cast(ops.flip(present, axis=1), "int32"), axis=1), inputs.dtype)
     return first, last, ops.cast(ops.arange(frames), inputs.dtype)[None, :]
+
+
+def _span_coordinates(inputs):
+    """(first (B, 1), span (B, 1), u (B, T), inside (B, T, 1, 1)): each sample's first recorded row, the length
+    of its recorded span (at least 1), every row's place u in [0, 1] along it, and 1 on the span's rows, 0 on
+    the padding (which stays zero)."""
+    first, last, steps = _recorded_span(inputs)
+    span = ops.maximum(last - first, 1.0)[:, None]
+    inside = ops.cast((steps >= first[:, None]) & (steps <= last[:, None]), inputs.dtype)[:, :, None, None]
+    return first[:, None], span, ops.clip((steps - first[:, None]) / span, 0.0, 1.0), inside
 
 
 def _interpolate_rows(inputs, source):
