@@ -47,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--frames", choices=["pad", "resample"],
                         help="time axis to S rows: pad (the demo's zero-padding / sampling) or resample (the "
                         "recorded frames interpolated onto all S rows); default: the dataset's (README)")
+    parser.add_argument("--signs", choices=["demo", "rigid"],
+                        help="sign fixes of the view normalisation: demo (the authors': each axis tested alone) or "
+                        "rigid (the frame stays a rotation, no one-axis reflections); default: the dataset's (README)")
     parser.add_argument("--workers", type=int, help="processes (default: all cores)")
     parser.add_argument("--limit", type=int, help="only the first N files, in name order")
     parser.add_argument("--strict", action="store_true", help="any skipped sample is an error")
@@ -101,9 +104,9 @@ def run(args: argparse.Namespace, command: str) -> None:
                 flag = "--" + option.replace("_", "-")
                 raise ValueError(f"{flag} applies to NTU RGB+D only, not to --dataset {args.dataset}")
     summary = storage.convert_folder(source, args.out, dataset=spec, mode=args.mode, size=args.size,
-                                     frames=args.frames, workers=args.workers, missing_list=args.missing_list,
-                                     limit=args.limit, strict=args.strict, overwrite=args.overwrite, command=command,
-                                     progress=not args.quiet)
+                                     frames=args.frames, signs=args.signs, workers=args.workers,
+                                     missing_list=args.missing_list, limit=args.limit, strict=args.strict,
+                                     overwrite=args.overwrite, command=command, progress=not args.quiet)
     print(summary.line())
 
 

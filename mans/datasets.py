@@ -81,7 +81,8 @@ class DatasetSpec:
     """What the pipeline needs to know about one dataset, read from its description.
 
     layout: the joints of a body, bodies per sample row and the joints of the view normalisation.
-    frames: how the time axis becomes S rows by default ("pad", the demo's; "resample").
+    frames: how the time axis becomes S rows by default ("pad", the demo's; "resample"). signs: the sign fixes
+    of the view normalisation by default ("demo", the authors'; "rigid").
     train_defaults: training settings that differ from the paper's for this dataset ({} for NTU).
     benchmarks: the split names, "loso" and its folds "loso-K" included. description: the whole description.
     """
@@ -92,6 +93,7 @@ class DatasetSpec:
     benchmarks: tuple[str, ...]
     layout: JointLayout
     frames: str = "pad"  # preprocessing of the time axis (mans.preprocess.FRAMES); the demo pads
+    signs: str = "demo"  # the sign fixes of the view normalisation (mans.preprocess.SIGNS); the demo's
     train_defaults: Mapping[str, object] = dataclasses.field(
         default_factory=lambda: types.MappingProxyType({})
     )
@@ -142,7 +144,7 @@ def spec_from_description(desc: description_lib.Description) -> DatasetSpec:
     index = desc.joint_index
     return DatasetSpec(
         name=desc.name, num_classes=len(desc.actions), class_names=tuple(desc.actions),
-        benchmarks=benchmark_names(desc), layout=layout_of(desc), frames=desc.frames,
+        benchmarks=benchmark_names(desc), layout=layout_of(desc), frames=desc.frames, signs=desc.signs,
         train_defaults=types.MappingProxyType(defaults), joint_names=tuple(desc.joints),
         bones=tuple((index(a), index(b)) for a, b in desc.bones), description=desc,
     )

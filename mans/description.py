@@ -95,6 +95,7 @@ class Description(_Strict):
     columns: list[str] = ["subject"]  # the labels table's grouping columns (beside sequence and action)
     splits: dict[str, Split] = Field(min_length=1)
     frames: Literal["pad", "resample"] = "pad"
+    signs: Literal["demo", "rigid"] = "demo"  # the sign fixes of the view normalisation (mans.preprocess.SIGNS)
     training: Training = Training()
 
     @pydantic.model_validator(mode="after")

@@ -431,6 +431,7 @@ class Predictor:
     recording_format: recordings.RecordingFormat
     jit_compile: bool = False
     frames: str = "pad"  # the time axis of the training data (mans.preprocess.FRAMES)
+    signs: str = "demo"  # its sign fixes (mans.preprocess.SIGNS); files written before they were a choice: "demo"
 
     @functools.cached_property
     def model(self) -> keras.Model:
@@ -475,7 +476,7 @@ class Predictor:
     def rows(self, skel, source: str = "") -> np.ndarray:
         """(T, columns, 3) rows of a recording before the fixed length; UsageError naming `source`."""
         try:
-            return preprocess.normalised_rows(skel, self.mode, self.layout)
+            return preprocess.normalised_rows(skel, self.mode, self.layout, self.signs)
         except ValueError as error:
             raise UsageError(f"{source or 'recording'}: {error}") from None
 
@@ -504,7 +505,7 @@ def load_predictor(
 ) -> Predictor:
     """A `Predictor` for raw recordings of the checkpoint's dataset.
 
-    The dataset, mode, size, frames and class names come from the run record beside the checkpoint, or from
+    The dataset, mode, size, frames, signs and class names come from the run record beside the checkpoint, or from
     `data_path`'s attributes. `jit_compile`: compile the predict function with XLA where the backend has it
     (TensorFlow, JAX); worth it for many calls of one batch shape (measured: bench/bench_stream.py).
     """
@@ -521,7 +522,7 @@ def load_predictor(
     if isinstance(class_names, str):
         class_names = json.loads(class_names)
     return Predictor(checkpoint, dataset, str(attrs["mode"]), int(attrs["size"]), list(class_names), fmt, jit_compile,
-                     str(attrs.get("frames", "pad")))
+                     str(attrs.get("frames", "pad")), str(attrs.get("signs", "demo")))
 
 
 def predict_files(

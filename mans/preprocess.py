@@ -33,6 +33,10 @@ MODES = ("faithful", "denoised")
 # Time axis to S rows: "pad" is the demo's step 6 (zero-pad a short recording, sample a long one); "resample"
 # (ours) interpolates the recorded frames linearly onto all S rows, so that every action fills the image.
 FRAMES = ("pad", "resample")
+# Step 5, the sign fixes: "demo" is the authors' (each axis tested alone: a noisy foot test negates y alone and
+# turns the sequence into its front-back reflection); "rigid" (ours) keeps the frame a rotation: an up axis
+# that points down negates up and the facing axis together, and nothing else is ever negated.
+SIGNS = ("demo", "rigid")
 NUM_JOINTS = 25
 MAX_BODIES = 2
 TORSO = (0, 1, 4, 8, 12, 16, 20)  # spine base, spine mid, shoulders, hips, spine shoulder
@@ -201,22 +205,30 @@ def view_transform(joints: np.ndarray, rotation: np.ndarray, origin: np.ndarray)
     return (np.asarray(joints, np.float64) - origin) @ inverse.T  # (..., 3) rows: (R^-1 d)^T = d^T R^-T
 
 
-def fix_signs(rows: np.ndarray, layout: JointLayout | None = None) -> np.ndarray:
-    """The demo's sign fixes on (T, columns, 3) rows (step 5); means run over all T rows, empty ones included.
+def fix_signs(rows: np.ndarray, layout: JointLayout | None = None, signs: str = "demo") -> np.ndarray:
+    """The sign fixes on (T, columns, 3) rows (step 5); means run over all T rows, empty ones included.
 
-    z is negated if z of joint 4 (left shoulder; the layout's `up`) at frame 0 < 0; y if mean y of joint 15 -
-    joint 14 < 0 or mean y of joint 19 - joint 18 < 0 (the layout's `feet`); x if mean x of joint 16 - joint
-    12 < 0 (the layout's `hips`, right minus left). Returns a copy. A 3D layout without feet negates y together
-    with z. 2D keypoints: the up channel is y (1), no y test, and the score channel is left alone.
+    signs "demo", the authors': z is negated if z of joint 4 (left shoulder; the layout's `up`) at frame 0 < 0;
+    y if mean y of joint 15 - joint 14 < 0 or mean y of joint 19 - joint 18 < 0 (the layout's `feet`); x if mean
+    x of joint 16 - joint 12 < 0 (the layout's `hips`, right minus left). A 3D layout without feet negates y
+    together with z. 2D keypoints: the up channel is y (1), no y test, and the score channel is left alone.
     The fixes undo a flipped PCA axis u (y and z negated) of body 0, except where REFERENCE.md says
     (frame 0 without body 0: z stays flipped; body 1's own u is not looked at) and, because the y
     test is an "or", when the two legs disagree: y is then negated for either sign of u.
+    signs "rigid": only the up test, and it negates the up channel together with the other one that the flipped
+    PCA axis negated (y in 3D, x in 2D), so that the view normalisation stays a rotation. Returns a copy.
     """
     layout = layout or NTU_LAYOUT
+    if signs not in SIGNS:
+        raise ValueError(f"expected signs among {list(SIGNS)}, found {signs!r}")
     rows = np.array(rows, copy=True)
-    mean = rows.mean(axis=0)  # (columns, 3)
     up = 2 if layout.dims == 3 else 1
     flip_up = rows[0, layout.up, up] < 0
+    if signs == "rigid":
+        if flip_up:
+            rows[..., up - 1 : up + 1] *= -1  # 3D: y and z; 2D: x and up
+        return rows
+    mean = rows.mean(axis=0)  # (columns, 3)
     if flip_up:
         rows[..., up] *= -1
     if layout.dims == 3 and layout.feet:
@@ -327,7 +339,7 @@ def check_size(size: int, layout: JointLayout = NTU_LAYOUT) -> None:
         )
 
 
-def normalised_rows(skel, mode: str = "faithful", layout: JointLayout = NTU_LAYOUT) -> np.ndarray:
+def normalised_rows(skel, mode: str = "faithful", layout: JointLayout = NTU_LAYOUT, signs: str = "demo") -> np.ndarray:
     """Steps 2-5: the view-normalised, sign-fixed (T, columns, 3) float64 rows before the fixed length.
 
     T is the recording's frame count in faithful mode and its frames with a kept body in denoised mode.
@@ -338,7 +350,7 @@ def normalised_rows(skel, mode: str = "faithful", layout: JointLayout = NTU_LAYO
     if skel.coords.shape[2:] != (layout.num_joints, 3):
         raise ValueError(f"expected coords of shape (F, B, {layout.num_joints}, 3), found {skel.coords.shape}")
     rows = faithful_rows(skel, layout) if mode == "faithful" else denoised_rows(skel, layout)
-    return fix_signs(rows, layout)
+    return fix_signs(rows, layout, signs)
 
 
 def image_from_rows(rows: np.ndarray, size: int, frames: str = "pad") -> np.ndarray:
@@ -356,7 +368,12 @@ def fixed_length_sources(n: int, size: int, frames: str = "pad") -> np.ndarray:
 
 
 def process_skeleton(
-    skel, mode: str = "faithful", size: int = 50, layout: JointLayout = NTU_LAYOUT, frames: str = "pad"
+    skel,
+    mode: str = "faithful",
+    size: int = 50,
+    layout: JointLayout = NTU_LAYOUT,
+    frames: str = "pad",
+    signs: str = "demo",
 ) -> np.ndarray:
     """One recording -> the (size, size, 3) float32 image: rows = time, columns = joints, channels x y z.
 
@@ -364,19 +381,27 @@ def process_skeleton(
         mode: "faithful" or "denoised". size: S >= the layout's joint columns (50 for NTU).
         layout: the dataset's joints (NTU_LAYOUT or KINECT_V1_LAYOUT).
         frames: "pad" (the demo) or "resample" (the recorded frames interpolated onto all S rows).
-    Raises: SampleSkipped with a `.reason`; ValueError for a bad mode, size or frames.
+        signs: the sign fixes, "demo" (the authors') or "rigid" (`fix_signs`).
+    Raises: SampleSkipped with a `.reason`; ValueError for a bad mode, size, frames or signs.
     """
-    return process_skeleton_with_drops(skel, mode, size, layout, frames)[0]
+    return process_skeleton_with_drops(skel, mode, size, layout, frames, signs)[0]
 
 
 def process_skeleton_with_drops(
-    skel, mode: str = "faithful", size: int = 50, layout: JointLayout = NTU_LAYOUT, frames: str = "pad"
+    skel,
+    mode: str = "faithful",
+    size: int = 50,
+    layout: JointLayout = NTU_LAYOUT,
+    frames: str = "pad",
+    signs: str = "demo",
 ) -> tuple[np.ndarray, dict[int, str]]:
     """`process_skeleton`, and the bodies denoised mode dropped as noise: {bodyID: rule} ({} in faithful mode)."""
     if mode not in MODES:
         raise ValueError(f"expected mode among {list(MODES)}, found {mode!r}")
     if frames not in FRAMES:
         raise ValueError(f"expected frames among {list(FRAMES)}, found {frames!r}")
+    if signs not in SIGNS:
+        raise ValueError(f"expected signs among {list(SIGNS)}, found {signs!r}")
     check_size(size, layout)
     if skel.coords.shape[2:] != (layout.num_joints, 3):
         raise ValueError(f"expected coords of shape (F, B, {layout.num_joints}, 3), found {skel.coords.shape}")
@@ -388,7 +413,7 @@ def process_skeleton_with_drops(
     else:
         sequence = _denoise(skel)
         rows, dropped = sequence_rows(sequence, layout), sequence.dropped
-    rows = fix_signs(rows, layout)
+    rows = fix_signs(rows, layout, signs)
     timed = resample_rows(rows, size) if frames == "resample" else to_fixed_length(rows, size, axis=0)
     image = to_fixed_length(timed, size, axis=1)  # (S, S, 3)
     return image.astype(np.float32), dropped

@@ -400,3 +400,36 @@ def test_frames_option_changes_only_the_time_axis(tmp_path):
     np.testing.assert_allclose(filled[-1], padded[present[-1]], atol=1e-6)
     with pytest.raises(ValueError, match="expected frames among"):
         preprocess.process_skeleton(skel, frames="stretch")
+
+
+@pytest.mark.parametrize(
+    "values, flipped",
+    [
+        ({}, ()),
+        ({"at_0_4_2": -0.1}, (1, 2)),  # the up axis points down: a half turn about x, not a reflection
+        ({"at_2_15_1": -0.4}, ()),  # a foot "behind" its ankle negates nothing
+        ({"at_3_12_0": 2.0}, ()),  # nor do crossed hips
+    ],
+)
+def test_rigid_signs_only_turn_the_frame(values, flipped):
+    rows = rows_with(**values)
+    out = preprocess.fix_signs(rows, signs="rigid")
+    for channel in range(3):
+        sign = -1 if channel in flipped else 1
+        np.testing.assert_array_equal(out[..., channel], sign * rows[..., channel])
+
+
+def test_rigid_signs_turn_a_flipped_axis_back_and_never_reflect(tmp_path, monkeypatch):
+    """BODY's feet point towards the camera, so the demo's y test negates y (module docstring): with the feet
+    behind the ankles instead, the demo leaves y alone and the two bodies become front-back reflections of each
+    other. Rigid signs give both the rotation's own y, and undo a flipped PCA axis whatever the legs say."""
+    backwards = BODY.copy()
+    backwards[15, 2] = backwards[19, 2] = 2.1  # both feet behind their ankles
+    ahead, behind = (load(tmp_path, [[(BODY_ID, body)]] * 3) for body in (BODY, backwards))
+    np.testing.assert_allclose(process_skeleton(ahead), process_skeleton(ahead, signs="rigid") * (1, -1, 1), atol=1e-6)
+    np.testing.assert_allclose(process_skeleton(behind), process_skeleton(behind, signs="rigid"), atol=1e-6)
+    reference = process_skeleton(ahead, signs="rigid")
+    flip_u_for(monkeypatch, {0})
+    np.testing.assert_allclose(process_skeleton(ahead, signs="rigid"), reference, atol=1e-6)
+    with pytest.raises(ValueError, match="expected signs among"):
+        process_skeleton(ahead, signs="mirror")

@@ -89,3 +89,28 @@ def test_short_training_run_on_real_utkinect_through_the_scripts(utkinect, repo_
     printed = script("evaluate.py", str(run / "best.keras"), "--data", str(data), "--benchmark", "loso-1").stdout
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["num_samples"] == 20 and "(20 loso-1 test samples)" in printed
+
+
+def test_rigid_signs_undo_the_demo_reflections_and_reach_the_predictor(utkinect, tmp_path):
+    """On Kinect v1 the demo's foot test negates y alone in 22 of the 100 training sequences (front-back
+    reflections, bench/RESULTS.md); rigid signs differ from it in exactly those, by y alone. A raw recording
+    read by the predictor of a rigid file is preprocessed as the file's own samples were."""
+    from mans import evaluation
+
+    images = {}
+    for signs in ("demo", "rigid"):
+        out = tmp_path / f"{signs}.h5"
+        storage.convert_folder(utkinect, out, dataset="utkinect", signs=signs, workers=1, progress=False)
+        assert storage.read_metadata(out)[1]["signs"] == signs
+        images[signs] = samples.read_images(out)
+    differ = [i for i in range(100) if not np.array_equal(images["demo"][i], images["rigid"][i])]
+    assert len(differ) == 22
+    np.testing.assert_array_equal(images["demo"][differ], images["rigid"][differ] * np.array([1, -1, 1], np.float32))
+    checkpoint = tmp_path / "no-model.keras"
+    checkpoint.touch()  # reading and preprocessing need no model
+    predictor = evaluation.load_predictor(checkpoint, tmp_path / "rigid.h5")
+    assert predictor.signs == "rigid"
+    recording = predictor.read(utkinect / "joints" / "joints_s01_e01.txt")[0]
+    names = storage.read_metadata(tmp_path / "rigid.h5")[0]["name"]
+    index = [str(n) for n in names].index(recording.name)
+    np.testing.assert_allclose(predictor.image(recording.skeleton), images["rigid"][index], atol=1e-6)
