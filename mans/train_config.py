@@ -70,6 +70,7 @@ class TrainConfig:
     mirror: float = _ours(0.0)  # probability of a left-right mirror image
     crop: float = _ours(0.0)  # random temporal crop: the largest share of the recorded span cut away
     label_smoothing: float = _ours(0.0)  # mans.regularise
+    ema: float = _ours(0.0)  # momentum of an exponential moving average of the weights, kept at the end (0: off)
     mixed_precision: str = _ours("off")
     jit_compile: bool | None = _ours(None)
     in_memory: str = _ours("auto")
@@ -145,6 +146,7 @@ def check_config(config: TrainConfig) -> None:
         ("mirror", 0 <= config.mirror <= 1, "in [0, 1]"),
         ("crop", 0 <= config.crop < 1, "in [0, 1)"),
         ("label_smoothing", 0 <= config.label_smoothing < 1, "in [0, 1)"),
+        ("ema", 0 <= config.ema < 1, "in [0, 1)"),
         ("workers", config.workers >= 1, ">= 1"),
         ("steps_per_epoch", config.steps_per_epoch is None or config.steps_per_epoch >= 1, ">= 1"),
         ("max_train_samples", config.max_train_samples is None or config.max_train_samples >= 1, ">= 1"),

@@ -108,6 +108,8 @@ def _compile(model: keras.Model, config: TrainConfig, num_classes: int, steps_pe
         learning_rate=train_config.learning_rate(config, steps_per_epoch),
         momentum=config.momentum,
         nesterov=config.nesterov,
+        use_ema=config.ema > 0,
+        ema_momentum=config.ema or 0.99,
     )
     model.compile(
         optimizer=optimizer,
@@ -331,8 +333,23 @@ def _fit(plan: _Plan, state: dict, monitor: str, replicas: int, chief: bool) -> 
             f"{epoch - 1} (try a smaller --lr in a new --out)"
         )
     state = checkpoint.state
+    if chief and config.ema and state["epochs_done"] >= config.epochs and not state.get("ema_applied"):
+        state = save_averaged_weights(plan, model, state, monitor)
     if chief and config.bn_recompute and state["epochs_done"] >= config.epochs:
         state = recompute_checkpoint_bn(plan, model, state)
+    return state
+
+
+def save_averaged_weights(plan: _Plan, model: keras.Model, state: dict, monitor: str) -> dict:
+    """--ema: model.fit ended by putting the weights' moving average into the model; save it as last.keras (and
+    best.keras, when that is the last epoch), with `ema_applied` in the state."""
+    out = pathlib.Path(plan.config.out)
+    state = {**state, "ema_applied": True}
+    names = ("best.keras", "last.keras") if monitor == "epoch" else ("last.keras",)
+    for name in names:
+        checkpoints.save_checkpoint(model, out / name, state)
+    runfolder.write_json_atomic(out / "state.json", state)
+    print(f"the moving average of the weights (momentum {plan.config.ema}) saved in {' and '.join(names)}")
     return state
 
 

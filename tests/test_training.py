@@ -258,3 +258,17 @@ def test_bn_recompute_rewrites_both_checkpoints_once(capsys, tmp_path, h5):
     np.testing.assert_allclose(np.array(bn.moving_variance), before[1], rtol=1e-5, atol=1e-6)
     assert train_MANs.main(args) == 0
     assert "run already complete" in capsys.readouterr().out
+
+
+def test_ema_saves_the_moving_average_of_the_weights(h5, tmp_path):
+    out = tmp_path / "ema"
+    assert train_MANs.main(["--data", str(h5), "--out", str(out), *TINY, "--ema", "0.5", "--val", "none"]) == 0
+    assert json.loads((out / "state.json").read_text())["ema_applied"] is True
+    for name in ("last.keras", "best.keras"):
+        model = keras.saving.load_model(out / name)
+        averages = model.optimizer._model_variables_moving_average  # Keras' EMA slots, saved with the optimizer
+        assert len(averages) == len(model.trainable_weights) > 0
+        for weight, average in zip(model.trainable_weights, averages, strict=True):
+            np.testing.assert_array_equal(keras.ops.convert_to_numpy(weight), keras.ops.convert_to_numpy(average))
+    with pytest.raises(UsageError, match="ema must be in"):
+        train_config.check_config(train_config.resolve_config({"data": "d", "out": "o", "ema": 1.0})[0])
