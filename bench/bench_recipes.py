@@ -33,15 +33,19 @@ import numpy as np  # noqa: E402
 
 from mans import storage  # noqa: E402
 
-# The steps measured, in order (the last one is today's UT-Kinect / MSR Action3D default). "frames" is the
-# preprocessing of the time axis; the rest are train_MANs.py settings given as flags.
+# The steps measured, in order. Each is (preprocessing, flags): the process_data.py settings of the time axis
+# ("frames") and of the sign fixes ("signs"), then train_MANs.py settings given as flags over the dataset's defaults.
 DEMO_RECIPE = {"epochs": 60, "schedule": "plateau", "mirror": 0.0, "bn_recompute": False}
+PAD, RESAMPLE = {"frames": "pad", "signs": "demo"}, {"frames": "resample", "signs": "demo"}
+RIGID = {"frames": "resample", "signs": "rigid"}
 STUDY = {
-    "previous default (60 plateau epochs)": ("pad", DEMO_RECIPE),
-    "+ cosine 100 epochs, BN statistics recomputed": ("pad", {"mirror": 0.0}),
-    "+ frames resampled onto all S rows": ("resample", {"mirror": 0.0}),
-    "+ mirror 0.5 (the default)": ("resample", {}),
-    "+ temporal crop 0.2, label smoothing 0.1": ("resample", {"crop": 0.2, "label_smoothing": 0.1}),
+    "previous default (60 plateau epochs)": (PAD, DEMO_RECIPE),
+    "+ cosine 100 epochs, BN statistics recomputed": (PAD, {"mirror": 0.0}),
+    "+ frames resampled onto all S rows": (RESAMPLE, {"mirror": 0.0}),
+    "+ mirror 0.5": (RESAMPLE, {}),
+    "+ temporal crop 0.2, label smoothing 0.1": (RESAMPLE, {"crop": 0.2, "label_smoothing": 0.1}),
+    "+ rotation 60, scale 0.2, l2 5e-4": (RESAMPLE, {"rotation": 60.0, "scale": 0.2, "l2": 5e-4}),
+    "+ rigid sign fixes": (RIGID, {}),
 }
 ABLATION = {
     "TARM on, augmentation on (the default)": {},
@@ -51,10 +55,11 @@ ABLATION = {
 }
 
 
-def convert(kind: str, folder: str, frames: str, work: pathlib.Path) -> pathlib.Path:
-    out = work / f"{kind}-{frames}.h5"
+def convert(kind: str, folder: str, preprocessing: dict, work: pathlib.Path) -> pathlib.Path:
+    """The folder converted with `preprocessing` ({"frames": ..., "signs": ...}; missing: the dataset's)."""
+    out = work / f"{kind}-{'-'.join(map(str, preprocessing.values())) or 'defaults'}.h5"
     if not out.exists():
-        storage.convert_folder(folder, out, dataset=kind, frames=frames, progress=False, command="bench_recipes.py")
+        storage.convert_folder(folder, out, dataset=kind, progress=False, command="bench_recipes.py", **preprocessing)
     return out
 
 
@@ -126,19 +131,19 @@ def main() -> None:
         work = pathlib.Path(tmp)
         rows = []
         if args.utkinect and args.study:
-            for name, (frames, flags) in STUDY.items():
+            for name, (preprocessing, flags) in STUDY.items():
                 if args.only and args.only not in name:
                     continue
                 print(f"UT-Kinect LOSO: {name}", flush=True)
-                rows.append(("UT-Kinect LOSO", name, loso(convert("utkinect", args.utkinect, frames, work), flags,
-                                                           args.seeds, work / "runs", args.subjects)))
+                data = convert("utkinect", args.utkinect, preprocessing, work)
+                rows.append(("UT-Kinect LOSO", name, loso(data, flags, args.seeds, work / "runs", args.subjects)))
         if args.utkinect and args.ablation:
             for name, flags in ABLATION.items():
                 print(f"UT-Kinect LOSO ablation: {name}", flush=True)
-                data = convert("utkinect", args.utkinect, "resample", work)
+                data = convert("utkinect", args.utkinect, {}, work)
                 rows.append(("UT-Kinect LOSO", name, loso(data, flags, args.seeds, work / "runs", args.subjects)))
         if args.msr:
-            data = convert("msr", args.msr, "resample", work)
+            data = convert("msr-action3d", args.msr, {}, work)
             results = []
             for seed in args.seeds:
                 results.append(train_and_score(data, "xsub", {}, seed, work / f"msr-{seed}"))
