@@ -32,6 +32,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--mixed-precision", action="store_true", help="keras mixed_bfloat16 policy")
     parser.add_argument("--jit-compile", choices=["auto", "true", "false"], default="auto")
     parser.add_argument(
+        "--run-eagerly",
+        action="store_true",
+        help="run each step op by op, without tracing a graph (a check on the CPU: tracing DenseNet-161's "
+        "training step takes minutes there, far longer than one eager step)",
+    )
+    parser.add_argument(
         "--backend",
         choices=["tensorflow", "jax", "torch"],
         default=None,
@@ -97,10 +103,8 @@ def main(argv=None) -> None:
     jit = {"auto": "auto", "true": True, "false": False}[args.jit_compile]
     print(f"backend {backend}, Keras {keras.__version__}, numpy {np.__version__}, Python {platform.python_version()}")
     print(f"device: {device_description(backend)}")
-    print(
-        f"policy {policy}, jit_compile {args.jit_compile}, batch {args.batch_size}, "
-        f"warm-up {args.warmup} + timed {args.steps} steps"
-    )
+    execution = "run eagerly" if args.run_eagerly else f"jit_compile {args.jit_compile}"
+    print(f"policy {policy}, {execution}, batch {args.batch_size}, warm-up {args.warmup} + timed {args.steps} steps")
     variants = ["resnet", "densenet161"] if args.variant == "both" else [args.variant]
     rng = np.random.default_rng(1234)
     for variant in variants:
@@ -112,7 +116,8 @@ def main(argv=None) -> None:
         model.compile(
             optimizer=keras.optimizers.SGD(0.01, momentum=0.9, nesterov=True),
             loss="categorical_crossentropy",
-            jit_compile=jit,
+            jit_compile=False if args.run_eagerly else jit,
+            run_eagerly=args.run_eagerly,
         )
         x = rng.normal(size=(args.batch_size, size, size, 3)).astype("float32")
         y = keras.utils.to_categorical(rng.integers(args.num_classes, size=args.batch_size), args.num_classes)

@@ -20,7 +20,9 @@ from mans.data import UsageError
 REPO = pathlib.Path(__file__).resolve().parents[1]
 train_MANs = load_script(REPO, "train_MANs")
 
-TINY = ["--epochs", "1", "--batch-size", "8", "--steps-per-epoch", "2", "--gru-units", "4"]
+# --no-tarm: these tests are about the run folder and the settings; the TARM's GRUs would triple the time that
+# tracing the training step takes (tests/test_end_to_end.py and tests/test_real_data.py train with TARM)
+TINY = ["--epochs", "1", "--batch-size", "8", "--steps-per-epoch", "2", "--gru-units", "4", "--no-tarm"]
 
 
 @pytest.fixture(scope="module")
@@ -201,7 +203,7 @@ def distributed_run(repo_root: pathlib.Path, tmp_path: pathlib.Path, h5, backend
     env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": str(repo_root)}
     # JAX refuses batches that do not split evenly: validate on the test split, whatever its size.
     val = "none" if backend == "tensorflow" else "test"
-    argv = ["--data", str(h5), "--out", str(tmp_path / backend), *TINY, "--distribute", "--val", val, "--no-tarm"]
+    argv = ["--data", str(h5), "--out", str(tmp_path / backend), *TINY, "--distribute", "--val", val]
     if backend == "tensorflow":
         command = [sys.executable, "-c", TWO_TF_DEVICES, *argv]
     else:
