@@ -173,7 +173,7 @@ def test_tiny_model_overfits_random_samples():
     model = build_model(8, size=16, gru_units=8, dropout=0.0, recurrent_dropout=0.0)
     # jit_compile=False: XLA would spend more time compiling than the run takes.
     model.compile(keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy", jit_compile=False)
-    history = model.fit(x, y, batch_size=32, epochs=20, verbose=0).history["loss"]
+    history = model.fit(x, y, batch_size=32, epochs=8, verbose=0).history["loss"]
     assert history[-1] < 0.25 * history[0], history
 
 
