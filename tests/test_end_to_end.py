@@ -1,6 +1,7 @@
 """The whole pipeline on synthetic recordings: process_data.py -> train_MANs.py (killed after epoch 1 and
 resumed: the same weights as an uninterrupted run) -> evaluate.py in a fresh process."""
 
+import concurrent.futures
 import csv
 import io
 import json
@@ -20,7 +21,7 @@ from mans import data as data_lib
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 # --augment: the random input transforms must also come back exactly after a resume
-TRAIN = ["--benchmark", "xsub", "--epochs", "2", "--batch-size", "8", "--steps-per-epoch", "3", "--gru-units", "8",
+TRAIN = ["--benchmark", "xsub", "--epochs", "2", "--batch-size", "8", "--steps-per-epoch", "2", "--gru-units", "8",
          "--augment"]
 
 
@@ -36,22 +37,31 @@ def script(name: str, *argv: str, env: dict | None = None) -> subprocess.Complet
     )
 
 
+def killed_then_resumed(h5: pathlib.Path, out: pathlib.Path) -> dict:
+    """A run killed after epoch 1, then resumed, in two fresh processes."""
+    killed = script("train_MANs.py", "--data", h5, "--out", out, *TRAIN, env={callbacks.KILL_AFTER_EPOCH_ENV: "1"})
+    assert killed.returncode == 137, killed.stderr[-3000:]
+    after_kill = {
+        "state": json.loads((out / "state.json").read_text()),
+        "log_rows": (out / "log.csv").read_text().count("\n") - 1,
+    }
+    finished = script("train_MANs.py", "--data", h5, "--out", out, *TRAIN)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    return {"after_kill": after_kill, "stdout": finished.stdout}
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """An uninterrupted run (in this process) and a run killed after epoch 1 then resumed (subprocesses)."""
+    """An uninterrupted run (in this process) and, at the same time in a thread, a run killed after epoch 1
+    then resumed (subprocesses): the two take turns at the cores instead of waiting for each other."""
     folder = tmp_path_factory.mktemp("e2e")
     h5 = make_synthetic_h5(REPO, folder, samples=100)
     straight, resumed = folder / "straight", folder / "resumed"
-    assert load_script(REPO, "train_MANs").main(["--data", str(h5), "--out", str(straight), *TRAIN]) == 0
-    killed = script("train_MANs.py", "--data", h5, "--out", resumed, *TRAIN, env={callbacks.KILL_AFTER_EPOCH_ENV: "1"})
-    assert killed.returncode == 137, killed.stderr[-3000:]
-    after_kill = {
-        "state": json.loads((resumed / "state.json").read_text()),
-        "log_rows": (resumed / "log.csv").read_text().count("\n") - 1,
-    }
-    finished = script("train_MANs.py", "--data", h5, "--out", resumed, *TRAIN)
-    assert finished.returncode == 0, finished.stderr[-3000:]
-    return {"h5": h5, "straight": straight, "resumed": resumed, "after_kill": after_kill, "stdout": finished.stdout}
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        interrupted = pool.submit(killed_then_resumed, h5, resumed)
+        assert load_script(REPO, "train_MANs").main(["--data", str(h5), "--out", str(straight), *TRAIN]) == 0
+        interrupted = interrupted.result()
+    return {"h5": h5, "straight": straight, "resumed": resumed, **interrupted}
 
 
 def stored_arrays(path: pathlib.Path) -> dict[str, np.ndarray]:

@@ -51,18 +51,19 @@ def test_the_picture_draws_the_attention_frame_attention_returns(model, checkpoi
     long = skeleton_file(tmp_path, "S002C003P004R002A050", frames=120, seed=1)  # two actors, sampled to 50
     results = list(explain.explain_files(checkpoint, [short, long], tmp_path / "out", progress=False))
     assert [r.paths for r in results] == [(tmp_path / "out" / f"{f.stem}.png",) for f in (short, long)]
-    for result in results:
+    images = np.stack([result.explanation.image for result in results])
+    attention = frame_attention(model, images)  # (2, 3, 50), both recordings in one pass (the GRUs run eagerly)
+    predicted = np.asarray(model.predict_on_batch(images))
+    for result, expected, scores in zip(results, attention, predicted, strict=True):
         expl, drawn = result.explanation, result.drawn
         assert result.paths[0].read_bytes()[:8] == PNG and result.paths[0].stat().st_size < 400_000
         image = preprocess.process_skeleton(skeleton_io.read_skeleton(result.file), "faithful", 50)
         np.testing.assert_array_equal(expl.image, image)
-        expected = frame_attention(model, expl.image[None])[0]  # (3, 50)
         np.testing.assert_allclose(drawn["attention"], expected, rtol=1e-5, atol=1e-6)
         mean = expected.mean(0)
         real = expl.real_rows
         assert expl.most == real[np.argmax(mean[real])] and expl.least == real[np.argmin(mean[real])]
         assert {expl.most, expl.least} <= set(drawn["shown"].tolist()) and len(drawn["shown"]) == 5
-        scores = np.asarray(model.predict_on_batch(expl.image[None]))[0]
         np.testing.assert_allclose(drawn["top"], np.sort(scores)[::-1][:5], rtol=1e-5)
     short_expl, long_expl = results[0].explanation, results[1].explanation
     assert short_expl.sources.tolist() == [-1] * 5 + list(range(40)) + [-1] * 5

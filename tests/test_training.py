@@ -21,7 +21,7 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 train_MANs = load_script(REPO, "train_MANs")
 
 # --no-tarm: these tests are about the run folder and the settings; the TARM's GRUs would triple the time that
-# tracing the training step takes (tests/test_end_to_end.py and tests/test_real_data.py train with TARM)
+# tracing the training step takes (tests/test_end_to_end.py trains with TARM, killed, resumed and evaluated)
 TINY = ["--epochs", "1", "--batch-size", "8", "--steps-per-epoch", "2", "--gru-units", "4", "--no-tarm"]
 
 
