@@ -330,6 +330,13 @@ def denoised_rows(skel, layout: JointLayout = NTU_LAYOUT) -> np.ndarray:
     return sequence_rows(_denoise(skel), layout)
 
 
+def check_choices(mode: str, frames: str, signs: str) -> None:
+    """ValueError naming the setting unless mode, frames and signs are among MODES, FRAMES and SIGNS."""
+    for name, value, choices in (("mode", mode, MODES), ("frames", frames, FRAMES), ("signs", signs, SIGNS)):
+        if value not in choices:
+            raise ValueError(f"expected {name} among {list(choices)}, found {value!r}")
+
+
 def check_size(size: int, layout: JointLayout = NTU_LAYOUT) -> None:
     """ValueError unless S holds the layout's joint columns (50 for NTU's two bodies of 25 joints)."""
     if size < layout.columns:
@@ -396,12 +403,7 @@ def process_skeleton_with_drops(
     signs: str = "demo",
 ) -> tuple[np.ndarray, dict[int, str]]:
     """`process_skeleton`, and the bodies denoised mode dropped as noise: {bodyID: rule} ({} in faithful mode)."""
-    if mode not in MODES:
-        raise ValueError(f"expected mode among {list(MODES)}, found {mode!r}")
-    if frames not in FRAMES:
-        raise ValueError(f"expected frames among {list(FRAMES)}, found {frames!r}")
-    if signs not in SIGNS:
-        raise ValueError(f"expected signs among {list(SIGNS)}, found {signs!r}")
+    check_choices(mode, frames, signs)
     check_size(size, layout)
     if skel.coords.shape[2:] != (layout.num_joints, 3):
         raise ValueError(f"expected coords of shape (F, B, {layout.num_joints}, 3), found {skel.coords.shape}")
@@ -413,7 +415,4 @@ def process_skeleton_with_drops(
     else:
         sequence = _denoise(skel)
         rows, dropped = sequence_rows(sequence, layout), sequence.dropped
-    rows = fix_signs(rows, layout, signs)
-    timed = resample_rows(rows, size) if frames == "resample" else to_fixed_length(rows, size, axis=0)
-    image = to_fixed_length(timed, size, axis=1)  # (S, S, 3)
-    return image.astype(np.float32), dropped
+    return image_from_rows(fix_signs(rows, layout, signs), size, frames), dropped

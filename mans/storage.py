@@ -214,12 +214,7 @@ def _check_arguments(
     frames: str = "pad",
     signs: str = "demo",
 ) -> int:
-    if mode not in preprocess.MODES:
-        raise ValueError(f"expected mode among {list(preprocess.MODES)}, found {mode!r}")
-    if frames not in preprocess.FRAMES:
-        raise ValueError(f"expected frames among {list(preprocess.FRAMES)}, found {frames!r}")
-    if signs not in preprocess.SIGNS:
-        raise ValueError(f"expected signs among {list(preprocess.SIGNS)}, found {signs!r}")
+    preprocess.check_choices(mode, frames, signs)
     preprocess.check_size(size, layout)
     if limit is not None and limit < 1:
         raise ValueError(f"expected limit >= 1, found {limit}")
