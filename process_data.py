@@ -50,6 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--signs", choices=["demo", "rigid"],
                         help="sign fixes of the view normalisation: demo (the authors': each axis tested alone) or "
                         "rigid (the frame stays a rotation, no one-axis reflections); default: the dataset's (README)")
+    parser.add_argument("--centre", choices=["first", "frame"],
+                        help="origin of the view normalisation: first (the demo's: each body's hip centre in its "
+                        "first frame, for the whole recording) or frame (every frame's own hip centre); default: "
+                        "the dataset's (README)")
     parser.add_argument("--workers", type=int, help="processes (default: all cores)")
     parser.add_argument("--limit", type=int, help="only the first N files, in name order")
     parser.add_argument("--strict", action="store_true", help="any skipped sample is an error")
@@ -104,7 +108,8 @@ def run(args: argparse.Namespace, command: str) -> None:
                 flag = "--" + option.replace("_", "-")
                 raise ValueError(f"{flag} applies to NTU RGB+D only, not to --dataset {args.dataset}")
     summary = storage.convert_folder(source, args.out, dataset=spec, mode=args.mode, size=args.size,
-                                     frames=args.frames, signs=args.signs, workers=args.workers,
+                                     frames=args.frames, signs=args.signs, centre=args.centre,
+                                     workers=args.workers,
                                      missing_list=args.missing_list, limit=args.limit, strict=args.strict,
                                      overwrite=args.overwrite, command=command, progress=not args.quiet)
     print(summary.line())

@@ -83,7 +83,8 @@ class DatasetSpec:
 
     layout: the joints of a body, bodies per sample row and the joints of the view normalisation.
     frames: how the time axis becomes S rows by default ("pad", the demo's; "resample"). signs: the sign fixes
-    of the view normalisation by default ("demo", the authors'; "rigid").
+    of the view normalisation by default ("demo", the authors'; "rigid"). centre: its origin by default ("first",
+    the demo's; "frame").
     train_defaults: training settings that differ from the paper's for this dataset ({} for NTU).
     benchmarks: the split names, "loso" and its folds "loso-K" included. description: the whole description.
     """
@@ -95,6 +96,7 @@ class DatasetSpec:
     layout: JointLayout
     frames: str = "pad"  # preprocessing of the time axis (mans.preprocess.FRAMES); the demo pads
     signs: str = "demo"  # the sign fixes of the view normalisation (mans.preprocess.SIGNS); the demo's
+    centre: str = "first"  # the origin of the view normalisation (mans.preprocess.CENTRES); the demo's
     train_defaults: Mapping[str, object] = dataclasses.field(
         default_factory=lambda: types.MappingProxyType({})
     )
@@ -146,7 +148,7 @@ def spec_from_description(desc: description_lib.Description) -> DatasetSpec:
     return DatasetSpec(
         name=desc.name, num_classes=len(desc.actions), class_names=tuple(desc.actions),
         benchmarks=benchmark_names(desc), layout=layout_of(desc), frames=desc.frames, signs=desc.signs,
-        train_defaults=types.MappingProxyType(defaults), joint_names=tuple(desc.joints),
+        centre=desc.centre, train_defaults=types.MappingProxyType(defaults), joint_names=tuple(desc.joints),
         bones=tuple((index(a), index(b)) for a, b in desc.bones), description=desc,
     )
 

@@ -432,6 +432,7 @@ class Predictor:
     jit_compile: bool = False
     frames: str = "pad"  # the time axis of the training data (mans.preprocess.FRAMES)
     signs: str = "demo"  # its sign fixes (mans.preprocess.SIGNS); files written before they were a choice: "demo"
+    centre: str = "first"  # its origin (mans.preprocess.CENTRES); files written before it was a choice: "first"
 
     @functools.cached_property
     def model(self) -> keras.Model:
@@ -476,7 +477,7 @@ class Predictor:
     def rows(self, skel, source: str = "") -> np.ndarray:
         """(T, columns, 3) rows of a recording before the fixed length; UsageError naming `source`."""
         try:
-            return preprocess.normalised_rows(skel, self.mode, self.layout, self.signs)
+            return preprocess.normalised_rows(skel, self.mode, self.layout, self.signs, self.centre)
         except ValueError as error:
             raise UsageError(f"{source or 'recording'}: {error}") from None
 
@@ -505,8 +506,8 @@ def load_predictor(
 ) -> Predictor:
     """A `Predictor` for raw recordings of the checkpoint's dataset.
 
-    The dataset, mode, size, frames, signs and class names come from the run record beside the checkpoint, or from
-    `data_path`'s attributes. `jit_compile`: compile the predict function with XLA where the backend has it
+    The dataset, mode, size, frames, signs, centre and class names come from the run record beside the checkpoint, or
+    from `data_path`'s attributes. `jit_compile`: compile the predict function with XLA where the backend has it
     (TensorFlow, JAX); worth it for many calls of one batch shape (measured: bench/bench_stream.py).
     """
     checkpoint = pathlib.Path(checkpoint)
@@ -522,7 +523,8 @@ def load_predictor(
     if isinstance(class_names, str):
         class_names = json.loads(class_names)
     return Predictor(checkpoint, dataset, str(attrs["mode"]), int(attrs["size"]), list(class_names), fmt, jit_compile,
-                     str(attrs.get("frames", "pad")), str(attrs.get("signs", "demo")))
+                     str(attrs.get("frames", "pad")), str(attrs.get("signs", "demo")),
+                     str(attrs.get("centre", "first")))
 
 
 def predict_files(

@@ -37,6 +37,10 @@ FRAMES = ("pad", "resample")
 # turns the sequence into its front-back reflection); "rigid" (ours) keeps the frame a rotation: an up axis
 # that points down negates up and the facing axis together, and nothing else is ever negated.
 SIGNS = ("demo", "rigid")
+# The origin of the view normalisation: "first" is the demo's (each body's hip centre in its reference frame, kept
+# for the whole recording, so the image also holds where the actor walks or crouches to); "frame" (ours) moves
+# the origin to every frame's own hip centre of its first body present (`centre_frames`), after the sign fixes.
+CENTRES = ("first", "frame")
 NUM_JOINTS = 25
 MAX_BODIES = 2
 TORSO = (0, 1, 4, 8, 12, 16, 20)  # spine base, spine mid, shoulders, hips, spine shoulder
@@ -242,6 +246,30 @@ def fix_signs(rows: np.ndarray, layout: JointLayout | None = None, signs: str = 
     return rows
 
 
+def centre_frames(rows: np.ndarray, layout: JointLayout | None = None) -> np.ndarray:
+    """(T, columns, 3) rows with each frame's origin at the mean of the layout's `origin` joints of its first body
+    present; every body of the frame is moved by the same vector, so two actors keep their relative place.
+
+    Absent bodies (zero rows) stay zero. 2D keypoints: only the joints seen move, by the mean of the origin joints
+    seen; a frame without one keeps its origin, and the score channel is left alone. Returns a float64 copy.
+    """
+    layout = layout or NTU_LAYOUT
+    dims = layout.dims
+    bodies = np.array(rows, np.float64).reshape(len(rows), layout.max_bodies, layout.num_joints, 3)
+    if dims == 3:
+        present = np.any(bodies != 0, axis=(2, 3))  # (T, B)
+        moves = np.broadcast_to(present[:, :, None], bodies.shape[:3])  # (T, B, J): a present body moves whole
+    else:
+        moves = bodies[..., 2] > 0  # (T, B, J): the joints seen
+        present = moves.any(axis=2)
+    frame, first = np.arange(len(bodies)), np.argmax(present, axis=1)  # first: (T,) the first body present
+    counted = moves[frame, first][:, list(layout.origin), None]  # (T, n, 1): its origin joints that count
+    origin = bodies[frame, first][:, list(layout.origin), :dims]  # (T, n, dims)
+    centre = (origin * counted).sum(axis=1) / np.maximum(counted.sum(axis=1), 1)  # (T, dims); none: 0
+    bodies[..., :dims] -= np.where(moves[..., None], centre[:, None, None, :], 0.0)
+    return bodies.reshape(np.shape(rows))
+
+
 def to_fixed_length(array: np.ndarray, size: int, axis: int = 0) -> np.ndarray:
     """Zero-pad or sample `axis` to `size` entries (step 6).
 
@@ -330,9 +358,10 @@ def denoised_rows(skel, layout: JointLayout = NTU_LAYOUT) -> np.ndarray:
     return sequence_rows(_denoise(skel), layout)
 
 
-def check_choices(mode: str, frames: str, signs: str) -> None:
-    """ValueError naming the setting unless mode, frames and signs are among MODES, FRAMES and SIGNS."""
-    for name, value, choices in (("mode", mode, MODES), ("frames", frames, FRAMES), ("signs", signs, SIGNS)):
+def check_choices(mode: str, frames: str, signs: str, centre: str = "first") -> None:
+    """ValueError naming the setting unless mode, frames, signs and centre are among MODES, FRAMES, SIGNS, CENTRES."""
+    for name, value, choices in (("mode", mode, MODES), ("frames", frames, FRAMES), ("signs", signs, SIGNS),
+                                 ("centre", centre, CENTRES)):
         if value not in choices:
             raise ValueError(f"expected {name} among {list(choices)}, found {value!r}")
 
@@ -346,18 +375,25 @@ def check_size(size: int, layout: JointLayout = NTU_LAYOUT) -> None:
         )
 
 
-def normalised_rows(skel, mode: str = "faithful", layout: JointLayout = NTU_LAYOUT, signs: str = "demo") -> np.ndarray:
-    """Steps 2-5: the view-normalised, sign-fixed (T, columns, 3) float64 rows before the fixed length.
+def normalised_rows(
+    skel, mode: str = "faithful", layout: JointLayout = NTU_LAYOUT, signs: str = "demo", centre: str = "first"
+) -> np.ndarray:
+    """Steps 2-5: the view-normalised, sign-fixed (T, columns, 3) float64 rows before the fixed length (and
+    `centre_frames` applied where centre is "frame").
 
     T is the recording's frame count in faithful mode and its frames with a kept body in denoised mode.
     Raises: SampleSkipped with a `.reason`; ValueError for a bad mode or coordinate shape.
     """
-    if mode not in MODES:
-        raise ValueError(f"expected mode among {list(MODES)}, found {mode!r}")
+    check_choices(mode, "pad", signs, centre)
     if skel.coords.shape[2:] != (layout.num_joints, 3):
         raise ValueError(f"expected coords of shape (F, B, {layout.num_joints}, 3), found {skel.coords.shape}")
     rows = faithful_rows(skel, layout) if mode == "faithful" else denoised_rows(skel, layout)
-    return fix_signs(rows, layout, signs)
+    return centred(fix_signs(rows, layout, signs), layout, centre)
+
+
+def centred(rows: np.ndarray, layout: JointLayout, centre: str) -> np.ndarray:
+    """The rows with the origin `centre` asks for: unchanged for "first", `centre_frames` for "frame"."""
+    return centre_frames(rows, layout) if centre == "frame" else rows
 
 
 def image_from_rows(rows: np.ndarray, size: int, frames: str = "pad") -> np.ndarray:
@@ -381,6 +417,7 @@ def process_skeleton(
     layout: JointLayout = NTU_LAYOUT,
     frames: str = "pad",
     signs: str = "demo",
+    centre: str = "first",
 ) -> np.ndarray:
     """One recording -> the (size, size, 3) float32 image: rows = time, columns = joints, channels x y z.
 
@@ -389,9 +426,10 @@ def process_skeleton(
         layout: the dataset's joints (NTU_LAYOUT or KINECT_V1_LAYOUT).
         frames: "pad" (the demo) or "resample" (the recorded frames interpolated onto all S rows).
         signs: the sign fixes, "demo" (the authors') or "rigid" (`fix_signs`).
-    Raises: SampleSkipped with a `.reason`; ValueError for a bad mode, size, frames or signs.
+        centre: the origin, "first" (the demo's: each body's reference frame) or "frame" (`centre_frames`).
+    Raises: SampleSkipped with a `.reason`; ValueError for a bad mode, size, frames, signs or centre.
     """
-    return process_skeleton_with_drops(skel, mode, size, layout, frames, signs)[0]
+    return process_skeleton_with_drops(skel, mode, size, layout, frames, signs, centre)[0]
 
 
 def process_skeleton_with_drops(
@@ -401,9 +439,10 @@ def process_skeleton_with_drops(
     layout: JointLayout = NTU_LAYOUT,
     frames: str = "pad",
     signs: str = "demo",
+    centre: str = "first",
 ) -> tuple[np.ndarray, dict[int, str]]:
     """`process_skeleton`, and the bodies denoised mode dropped as noise: {bodyID: rule} ({} in faithful mode)."""
-    check_choices(mode, frames, signs)
+    check_choices(mode, frames, signs, centre)
     check_size(size, layout)
     if skel.coords.shape[2:] != (layout.num_joints, 3):
         raise ValueError(f"expected coords of shape (F, B, {layout.num_joints}, 3), found {skel.coords.shape}")
@@ -415,4 +454,4 @@ def process_skeleton_with_drops(
     else:
         sequence = _denoise(skel)
         rows, dropped = sequence_rows(sequence, layout), sequence.dropped
-    return image_from_rows(fix_signs(rows, layout, signs), size, frames), dropped
+    return image_from_rows(centred(fix_signs(rows, layout, signs), layout, centre), size, frames), dropped

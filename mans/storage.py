@@ -11,7 +11,7 @@ Layout (format "mans-hdf5/2"; training and evaluation rely on it):
     /<column>     (N,) int32 or UTF-8 bytes: a description's other grouping columns (e.g. /view)
     /frames       (N,) int32, the recording's original frame count
     /name         (N,) S20 (or longer) UTF-8 sample names, in the reader's order (NTU: ascending)
-    attrs: format, dataset, mode, frames, signs, size, num_classes, class_names (JSON), joint_layout (JSON),
+    attrs: format, dataset, mode, frames, signs, centre, size, num_classes, class_names (JSON), joint_layout (JSON),
            joint_names (JSON), bones (JSON, 0-based pairs), description (JSON, the dataset's description with
            its leave-one-out folds filled in), axes ("sample,time,joint,coord"), mans_version, command,
            created (ISO time), kept, skipped (JSON {reason: count})
@@ -91,7 +91,8 @@ class ConversionSummary:
         )
 
 
-def _convert_one(task: tuple, mode: str, size: int, frames: str = "pad", signs: str = "demo") -> tuple:
+def _convert_one(task: tuple, mode: str, size: int, frames: str = "pad", signs: str = "demo",
+                 centre: str = "first") -> tuple:
     """Worker: ("ok", frames, (first row, rows), {bodyID: rule} dropped as noise) or ("skip", reason, message).
 
     task: (load, source, layout): the reader's load function, its source and the dataset's joint layout.
@@ -100,7 +101,7 @@ def _convert_one(task: tuple, mode: str, size: int, frames: str = "pad", signs: 
     label = os.path.basename(str(source[0] if isinstance(source, tuple) else source))
     try:
         skel = load(source)
-        image, dropped = preprocess.process_skeleton_with_drops(skel, mode, size, layout, frames, signs)
+        image, dropped = preprocess.process_skeleton_with_drops(skel, mode, size, layout, frames, signs, centre)
     except (SkeletonFormatError, preprocess.SampleSkipped) as error:
         return ("skip", error.reason, str(error))
     except OSError as error:
@@ -213,8 +214,9 @@ def _check_arguments(
     layout: preprocess.JointLayout = preprocess.NTU_LAYOUT,
     frames: str = "pad",
     signs: str = "demo",
+    centre: str = "first",
 ) -> int:
-    preprocess.check_choices(mode, frames, signs)
+    preprocess.check_choices(mode, frames, signs, centre)
     preprocess.check_size(size, layout)
     if limit is not None and limit < 1:
         raise ValueError(f"expected limit >= 1, found {limit}")
@@ -233,6 +235,7 @@ def convert_folder(
     size: int = 50,
     frames: str | None = None,
     signs: str | None = None,
+    centre: str | None = None,
     workers: int | None = None,
     missing_list: str | os.PathLike | None = None,
     limit: int | None = None,
@@ -245,8 +248,8 @@ def convert_folder(
 
     dataset: a built-in name ("ntu60", "ntu120", "utkinect", "msr-action3d"), a description .json file or a
     `DatasetSpec`; None: NTU RGB+D, ntu120 when an action number exceeds 60, else ntu60. The description's
-    reader (`mans.readers`) lists the sequences; each is read, preprocessed (`frames`, `signs`: the description's
-    when None) and stored in the reader's order. Skipped, with a reason in the skip report: names on
+    reader (`mans.readers`) lists the sequences; each is read, preprocessed (`frames`, `signs`, `centre`:
+    the description's when None) and stored in the reader's order. Skipped, with a reason in the skip report: names on
     `missing_list` (NTU's samples without skeletons; reason "missing-list"), sequences the reader refuses
     (NTU "bad-name" and `SkeletonFormatError` reasons; the folder format's "no-file", "empty", "joint-count",
     "channel-count", "body-count", "non-finite", "unreadable"; MSR Action3D "all-zero"), and samples the mode
@@ -265,7 +268,8 @@ def convert_folder(
     spec = datasets.load_dataset(dataset) if isinstance(dataset, str) else dataset
     frames = frames or spec.frames
     signs = signs or spec.signs
-    workers = _check_arguments(mode, size, workers, limit, spec.layout, frames, signs)
+    centre = centre or spec.centre
+    workers = _check_arguments(mode, size, workers, limit, spec.layout, frames, signs, centre)
     if mode == "denoised" and spec.layout.dims != 3:
         raise ValueError(f"--mode denoised needs 3D joints; {spec.name} has 2D keypoints: use --mode faithful")
     out_path = _check_output(out_path, overwrite)
@@ -277,7 +281,8 @@ def convert_folder(
         _skip(skips, name, reason, message, strict)
 
     entries = listing.entries
-    function = functools.partial(_convert_one, mode=mode, size=size, frames=frames, signs=signs)
+    function = functools.partial(_convert_one, mode=mode, size=size, frames=frames, signs=signs,
+                                 centre=centre)
     tasks = [(reader.load, entry.source, spec.layout) for entry in entries]
     noise: list[tuple[str, int, str]] = []  # (name, bodyID, rule)
 
@@ -292,8 +297,8 @@ def convert_folder(
         bar.close()
 
     with _ordered_results(function, tasks, min(workers, max(1, len(tasks)))) as results:
-        kept, skipped = _write_output(out_path, size, records(results), skips, spec, (mode, frames, signs), command,
-                                      overwrite)
+        preprocessing = (mode, frames, signs, centre)
+        kept, skipped = _write_output(out_path, size, records(results), skips, spec, preprocessing, command, overwrite)
     noise_report = noise_report_path_for(out_path) if mode == "denoised" else None
     if noise_report is not None:
         _write_noise_report(noise_report, noise)
@@ -348,7 +353,7 @@ def _write_output(
     records: Iterable[tuple[str, dict[str, int], int, tuple]],
     skips: list[tuple[str, str, str]],
     spec: datasets.DatasetSpec,
-    preprocessing: tuple[str, str, str],
+    preprocessing: tuple[str, str, str, str],
     command: str | None,
     overwrite: bool,
 ) -> tuple[int, dict[str, int]]:
@@ -411,14 +416,17 @@ def _skip(skips: list, name: str, reason: str, message: str, strict: bool) -> No
     skips.append((name, reason, message))
 
 
-def _attrs(spec, preprocessing: tuple[str, str, str], size: int, command: str | None, kept: int, skipped: dict) -> dict:
-    mode, frames, signs = preprocessing
+def _attrs(
+    spec, preprocessing: tuple[str, str, str, str], size: int, command: str | None, kept: int, skipped: dict
+) -> dict:
+    mode, frames, signs, centre = preprocessing
     return {
         "format": FORMAT,
         "dataset": spec.name,
         "mode": mode,
         "frames": frames,
         "signs": signs,
+        "centre": centre,
         "size": size,
         "num_classes": spec.num_classes,
         "class_names": json.dumps(list(spec.class_names)),

@@ -175,7 +175,7 @@ class SlidingWindow:
         predictor = self.predictor
         skel = recordings.skeleton_from_frames(list(self.frames), predictor.layout.num_joints)
         return preprocess.process_skeleton(
-            skel, predictor.mode, predictor.size, predictor.layout, predictor.frames, predictor.signs
+            skel, predictor.mode, predictor.size, predictor.layout, predictor.frames, predictor.signs, predictor.centre
         )
 
     def classify(self, arrived: float) -> Window:

@@ -433,3 +433,47 @@ def test_rigid_signs_turn_a_flipped_axis_back_and_never_reflect(tmp_path, monkey
     np.testing.assert_allclose(process_skeleton(ahead, signs="rigid"), reference, atol=1e-6)
     with pytest.raises(ValueError, match="expected signs among"):
         process_skeleton(ahead, signs="mirror")
+
+
+def test_centre_frames_moves_every_frame_to_its_first_body_hips():
+    """Frame t's origin becomes the hip midpoint of its first body present; both actors move by that same vector,
+    so their relative place stays; a frame holding only body 1 takes body 1's hips; empty rows stay zero."""
+    rng = np.random.default_rng(0)
+    rows = rng.normal(size=(4, 50, 3))
+    rows[1, 25:] = 0  # body 1 absent
+    rows[2, :25] = 0  # body 0 absent
+    rows[3] = 0  # no body
+    out = preprocess.centre_frames(rows)
+    hips = (rows[:, [12, 16]].mean(axis=1), rows[:, [37, 41]].mean(axis=1))  # body 0's and body 1's, (4, 3)
+    np.testing.assert_allclose(out[0], rows[0] - hips[0][0], atol=1e-12)
+    np.testing.assert_allclose(out[1, :25], rows[1, :25] - hips[0][1], atol=1e-12)
+    np.testing.assert_array_equal(out[1, 25:], 0)
+    np.testing.assert_allclose(out[2, 25:], rows[2, 25:] - hips[1][2], atol=1e-12)
+    np.testing.assert_array_equal(out[2, :25], 0)
+    np.testing.assert_array_equal(out[3], 0)
+    np.testing.assert_allclose(out[:3, [12, 16]].mean(axis=1)[:2], 0, atol=1e-12)
+
+
+def test_centre_frames_of_2d_keypoints_moves_only_the_joints_seen():
+    layout = preprocess.JointLayout(num_joints=4, max_bodies=1, torso=(0, 1), mirror=(), origin=(2, 3), hips=(2, 3),
+                                    up=0, feet=(), dims=2)
+    rows = np.array([[[1.0, 2.0, 0.9], [3.0, 4.0, 0.8], [2.0, 0.0, 0.7], [4.0, 2.0, 0.6]],
+                     [[1.0, 2.0, 0.9], [0.0, 0.0, 0.0], [2.0, 0.0, 0.0], [4.0, 2.0, 0.6]],  # joint 2 not seen
+                     [[1.0, 2.0, 0.9], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]])  # no origin joint
+    out = preprocess.centre_frames(rows, layout)
+    np.testing.assert_allclose(out[0], rows[0] - [3.0, 1.0, 0.0])
+    np.testing.assert_allclose(out[1], [[-3.0, 0.0, 0.9], [0.0, 0.0, 0.0], [2.0, 0.0, 0.0], [0.0, 0.0, 0.6]])
+    np.testing.assert_array_equal(out[2], rows[2])
+
+
+def test_centre_frame_is_the_first_centre_minus_each_frame_hips(tmp_path):
+    """process_skeleton(centre="frame") = the default image with every row's hip midpoint taken away."""
+    skel = load(tmp_path, [[(BODY_ID, BODY + (0.1 * t, 0.0, -0.05 * t))] for t in range(5)])
+    first = process_skeleton(skel, frames="resample")
+    frame = process_skeleton(skel, frames="resample", centre="frame")
+    hips = first[:, [12, 16]].mean(axis=1, keepdims=True)  # (S, 1, 3)
+    assert np.abs(hips).max() > 0.3  # the body walks, so the two differ
+    np.testing.assert_allclose(frame[:, :25], first[:, :25] - hips, atol=1e-6)
+    np.testing.assert_array_equal(frame[:, 25:], 0)
+    with pytest.raises(ValueError, match="expected centre among"):
+        process_skeleton(skel, centre="middle")

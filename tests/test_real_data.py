@@ -116,3 +116,29 @@ def test_rigid_signs_undo_the_demo_reflections_and_reach_the_predictor(utkinect,
     names = storage.read_metadata(tmp_path / "rigid.h5")[0]["name"]
     index = [str(n) for n in names].index(recording.name)
     np.testing.assert_allclose(predictor.image(recording.skeleton), images["rigid"][index], atol=1e-6)
+
+
+def test_frame_centre_takes_each_frames_hips_away_and_reaches_the_predictor(utkinect, tmp_path):
+    """centre "frame" stores the "first" rows minus each row's hip midpoint (joints 12 and 16), for every one of
+    the 100 sequences; a raw recording read by the predictor of such a file is preprocessed as its samples were."""
+    from mans import evaluation
+
+    images = {}
+    for centre in ("first", "frame"):
+        out = tmp_path / f"{centre}.h5"
+        storage.convert_folder(utkinect, out, dataset="utkinect", centre=centre, workers=1, progress=False)
+        assert storage.read_metadata(out)[1]["centre"] == centre
+        images[centre] = samples.read_images(out)
+    hips = images["first"][:, :, [15 + 12, 15 + 16]].mean(axis=2, keepdims=True)  # joint columns start at 15
+    assert np.abs(hips).max() > 0.5  # the actors walk and sit: the origin of the first frame does not follow them
+    joints = slice(15, 35)
+    np.testing.assert_allclose(images["frame"][:, :, joints], images["first"][:, :, joints] - hips, atol=1e-5)
+    np.testing.assert_array_equal(images["frame"][:, :, 35:], 0)
+    checkpoint = tmp_path / "no-model.keras"
+    checkpoint.touch()  # reading and preprocessing need no model
+    predictor = evaluation.load_predictor(checkpoint, tmp_path / "frame.h5")
+    assert predictor.centre == "frame"
+    recording = predictor.read(utkinect / "joints" / "joints_s03_e02.txt")[0]
+    names = storage.read_metadata(tmp_path / "frame.h5")[0]["name"]
+    index = [str(n) for n in names].index(recording.name)
+    np.testing.assert_allclose(predictor.image(recording.skeleton), images["frame"][index], atol=1e-6)

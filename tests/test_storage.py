@@ -170,11 +170,11 @@ def test_an_interrupted_run_leaves_nothing_half_written(bad_folder, tmp_path, mo
     calls = []
     original = storage._convert_one
 
-    def failing(path, mode, size, frames="pad", signs="demo"):
+    def failing(path, *args, **settings):
         calls.append(path)
         if len(calls) == 3:
             raise error
-        return original(path, mode, size, frames, signs)
+        return original(path, *args, **settings)
 
     monkeypatch.setattr(storage, "_convert_one", failing)
     with pytest.raises(type(error)):
