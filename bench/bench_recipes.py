@@ -34,10 +34,13 @@ import numpy as np  # noqa: E402
 from mans import storage  # noqa: E402
 
 # The steps measured, in order. Each is (preprocessing, flags): the process_data.py settings of the time axis
-# ("frames") and of the sign fixes ("signs"), then train_MANs.py settings given as flags over the dataset's defaults.
+# ("frames"), of the sign fixes ("signs") and of the origin ("centre"), then train_MANs.py settings given as flags
+# over the dataset's defaults.
 DEMO_RECIPE = {"epochs": 60, "schedule": "plateau", "mirror": 0.0, "bn_recompute": False}
-PAD, RESAMPLE = {"frames": "pad", "signs": "demo"}, {"frames": "resample", "signs": "demo"}
-RIGID = {"frames": "resample", "signs": "rigid"}
+PAD = {"frames": "pad", "signs": "demo", "centre": "first"}
+RESAMPLE = {"frames": "resample", "signs": "demo", "centre": "first"}
+RIGID = {"frames": "resample", "signs": "rigid", "centre": "first"}
+FRAME_CENTRE = {"frames": "resample", "signs": "rigid", "centre": "frame"}
 STUDY = {
     "previous default (60 plateau epochs)": (PAD, DEMO_RECIPE),
     "+ cosine 100 epochs, BN statistics recomputed": (PAD, {"mirror": 0.0}),
@@ -46,6 +49,7 @@ STUDY = {
     "+ temporal crop 0.2, label smoothing 0.1": (RESAMPLE, {"crop": 0.2, "label_smoothing": 0.1}),
     "+ rotation 60, scale 0.2, l2 5e-4": (RESAMPLE, {"rotation": 60.0, "scale": 0.2, "l2": 5e-4}),
     "+ rigid sign fixes": (RIGID, {}),
+    "+ every frame centred on its hips": (FRAME_CENTRE, {}),
 }
 ABLATION = {
     "TARM on, augmentation on (the default)": {},
@@ -56,7 +60,8 @@ ABLATION = {
 
 
 def convert(kind: str, folder: str, preprocessing: dict, work: pathlib.Path) -> pathlib.Path:
-    """The folder converted with `preprocessing` ({"frames": ..., "signs": ...}; missing: the dataset's)."""
+    """The folder converted with `preprocessing` ({"frames": ..., "signs": ..., "centre": ...}; missing: the
+    dataset's)."""
     out = work / f"{kind}-{'-'.join(map(str, preprocessing.values())) or 'defaults'}.h5"
     if not out.exists():
         storage.convert_folder(folder, out, dataset=kind, progress=False, command="bench_recipes.py", **preprocessing)
