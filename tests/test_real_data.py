@@ -93,52 +93,51 @@ def test_short_training_run_on_real_utkinect_through_the_scripts(utkinect, repo_
     assert metrics["num_samples"] == 20 and "(20 loso-1 test samples)" in printed
 
 
+def converted_images(utkinect, folder, setting: str, values) -> dict:
+    """{value: images} of UT-Kinect converted into `folder`/value.h5 once per value of a preprocessing setting."""
+    images = {}
+    for value in values:
+        out = folder / f"{value}.h5"
+        storage.convert_folder(utkinect, out, dataset="utkinect", workers=1, progress=False, **{setting: value})
+        assert storage.read_metadata(out)[1][setting] == value
+        images[value] = samples.read_images(out)
+    return images
+
+
+def predictor_of(data, raw_file, images):
+    """The predictor of `data` (no model needed to read and preprocess), checked to make the image of `raw_file`
+    exactly as the file holds it among `images`."""
+    from mans import evaluation
+
+    checkpoint = data.parent / "no-model.keras"
+    checkpoint.touch()
+    predictor = evaluation.load_predictor(checkpoint, data)
+    recording = predictor.read(raw_file)[0]
+    index = [str(n) for n in storage.read_metadata(data)[0]["name"]].index(recording.name)
+    np.testing.assert_allclose(predictor.image(recording.skeleton), images[index], atol=1e-6)
+    return predictor
+
+
 def test_rigid_signs_undo_the_demo_reflections_and_reach_the_predictor(utkinect, tmp_path):
     """On Kinect v1 the demo's foot test negates y alone in 22 of the 100 training sequences (front-back
     reflections, bench/RESULTS.md); rigid signs differ from it in exactly those, by y alone. A raw recording
     read by the predictor of a rigid file is preprocessed as the file's own samples were."""
-    from mans import evaluation
-
-    images = {}
-    for signs in ("demo", "rigid"):
-        out = tmp_path / f"{signs}.h5"
-        storage.convert_folder(utkinect, out, dataset="utkinect", signs=signs, workers=1, progress=False)
-        assert storage.read_metadata(out)[1]["signs"] == signs
-        images[signs] = samples.read_images(out)
+    images = converted_images(utkinect, tmp_path, "signs", ("demo", "rigid"))
     differ = [i for i in range(100) if not np.array_equal(images["demo"][i], images["rigid"][i])]
     assert len(differ) == 22
     np.testing.assert_array_equal(images["demo"][differ], images["rigid"][differ] * np.array([1, -1, 1], np.float32))
-    checkpoint = tmp_path / "no-model.keras"
-    checkpoint.touch()  # reading and preprocessing need no model
-    predictor = evaluation.load_predictor(checkpoint, tmp_path / "rigid.h5")
+    predictor = predictor_of(tmp_path / "rigid.h5", utkinect / "joints" / "joints_s01_e01.txt", images["rigid"])
     assert predictor.signs == "rigid"
-    recording = predictor.read(utkinect / "joints" / "joints_s01_e01.txt")[0]
-    names = storage.read_metadata(tmp_path / "rigid.h5")[0]["name"]
-    index = [str(n) for n in names].index(recording.name)
-    np.testing.assert_allclose(predictor.image(recording.skeleton), images["rigid"][index], atol=1e-6)
 
 
 def test_frame_centre_takes_each_frames_hips_away_and_reaches_the_predictor(utkinect, tmp_path):
     """centre "frame" stores the "first" rows minus each row's hip midpoint (joints 12 and 16), for every one of
     the 100 sequences; a raw recording read by the predictor of such a file is preprocessed as its samples were."""
-    from mans import evaluation
-
-    images = {}
-    for centre in ("first", "frame"):
-        out = tmp_path / f"{centre}.h5"
-        storage.convert_folder(utkinect, out, dataset="utkinect", centre=centre, workers=1, progress=False)
-        assert storage.read_metadata(out)[1]["centre"] == centre
-        images[centre] = samples.read_images(out)
+    images = converted_images(utkinect, tmp_path, "centre", ("first", "frame"))
     hips = images["first"][:, :, [15 + 12, 15 + 16]].mean(axis=2, keepdims=True)  # joint columns start at 15
     assert np.abs(hips).max() > 0.5  # the actors walk and sit: the origin of the first frame does not follow them
     joints = slice(15, 35)
     np.testing.assert_allclose(images["frame"][:, :, joints], images["first"][:, :, joints] - hips, atol=1e-5)
     np.testing.assert_array_equal(images["frame"][:, :, 35:], 0)
-    checkpoint = tmp_path / "no-model.keras"
-    checkpoint.touch()  # reading and preprocessing need no model
-    predictor = evaluation.load_predictor(checkpoint, tmp_path / "frame.h5")
+    predictor = predictor_of(tmp_path / "frame.h5", utkinect / "joints" / "joints_s03_e02.txt", images["frame"])
     assert predictor.centre == "frame"
-    recording = predictor.read(utkinect / "joints" / "joints_s03_e02.txt")[0]
-    names = storage.read_metadata(tmp_path / "frame.h5")[0]["name"]
-    index = [str(n) for n in names].index(recording.name)
-    np.testing.assert_allclose(predictor.image(recording.skeleton), images["frame"][index], atol=1e-6)
