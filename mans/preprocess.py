@@ -358,7 +358,7 @@ def denoised_rows(skel, layout: JointLayout = NTU_LAYOUT) -> np.ndarray:
     return sequence_rows(_denoise(skel), layout)
 
 
-def check_choices(mode: str, frames: str, signs: str, centre: str = "first") -> None:
+def check_choices(mode: str, frames: str = "pad", signs: str = "demo", centre: str = "first") -> None:
     """ValueError naming the setting unless mode, frames, signs and centre are among MODES, FRAMES, SIGNS, CENTRES."""
     for name, value, choices in (("mode", mode, MODES), ("frames", frames, FRAMES), ("signs", signs, SIGNS),
                                  ("centre", centre, CENTRES)):
@@ -384,15 +384,16 @@ def normalised_rows(
     T is the recording's frame count in faithful mode and its frames with a kept body in denoised mode.
     Raises: SampleSkipped with a `.reason`; ValueError for a bad mode or coordinate shape.
     """
-    check_choices(mode, "pad", signs, centre)
+    check_choices(mode, signs=signs, centre=centre)
     if skel.coords.shape[2:] != (layout.num_joints, 3):
         raise ValueError(f"expected coords of shape (F, B, {layout.num_joints}, 3), found {skel.coords.shape}")
     rows = faithful_rows(skel, layout) if mode == "faithful" else denoised_rows(skel, layout)
-    return centred(fix_signs(rows, layout, signs), layout, centre)
+    return signed_and_centred(rows, layout, signs, centre)
 
 
-def centred(rows: np.ndarray, layout: JointLayout, centre: str) -> np.ndarray:
-    """The rows with the origin `centre` asks for: unchanged for "first", `centre_frames` for "frame"."""
+def signed_and_centred(rows: np.ndarray, layout: JointLayout, signs: str, centre: str) -> np.ndarray:
+    """The view-normalised rows after the sign fixes (step 5) and, where centre is "frame", `centre_frames`."""
+    rows = fix_signs(rows, layout, signs)
     return centre_frames(rows, layout) if centre == "frame" else rows
 
 
@@ -454,4 +455,4 @@ def process_skeleton_with_drops(
     else:
         sequence = _denoise(skel)
         rows, dropped = sequence_rows(sequence, layout), sequence.dropped
-    return image_from_rows(centred(fix_signs(rows, layout, signs), layout, centre), size, frames), dropped
+    return image_from_rows(signed_and_centred(rows, layout, signs, centre), size, frames), dropped

@@ -281,8 +281,7 @@ def convert_folder(
         _skip(skips, name, reason, message, strict)
 
     entries = listing.entries
-    function = functools.partial(_convert_one, mode=mode, size=size, frames=frames, signs=signs,
-                                 centre=centre)
+    function = functools.partial(_convert_one, mode=mode, size=size, frames=frames, signs=signs, centre=centre)
     tasks = [(reader.load, entry.source, spec.layout) for entry in entries]
     noise: list[tuple[str, int, str]] = []  # (name, bodyID, rule)
 
