@@ -16,7 +16,7 @@ import types
 from collections.abc import Mapping
 
 from mans import description as description_lib
-from mans.preprocess import JointLayout
+from mans.preprocess import JointLayout, Preprocessing
 
 ACTION_NAMES: tuple[str, ...] = (
     "drink water", "eat meal/snack", "brushing teeth", "brushing hair", "drop", "pickup", "throw",
@@ -112,6 +112,12 @@ class DatasetSpec:
     @property
     def max_bodies(self) -> int:
         return self.layout.max_bodies
+
+    def preprocessing(
+        self, mode: str = "faithful", frames: str | None = None, signs: str | None = None, centre: str | None = None
+    ) -> Preprocessing:
+        """The preprocessing of this dataset's files: the settings given, the dataset's own where one is None."""
+        return Preprocessing(mode, frames or self.frames, signs or self.signs, centre or self.centre)
 
     def split(self, benchmark: str) -> description_lib.Split:
         """The rule of a benchmark ("loso-3": the "loso" rule)."""

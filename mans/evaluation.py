@@ -404,7 +404,7 @@ def evaluate_folds(
 
 
 def _preprocess_settings(checkpoint: pathlib.Path, data_path: str | os.PathLike | None) -> dict:
-    """mode, size and class names with which the checkpoint's training data was made."""
+    """The attrs of the checkpoint's training data: its preprocessing, size and class names among them."""
     record = run_record(checkpoint)
     if record is not None:
         return record["data_attrs"]
@@ -425,14 +425,11 @@ class Predictor:
 
     checkpoint: pathlib.Path
     dataset: str
-    mode: str
+    preprocessing: preprocess.Preprocessing  # of the training data (files that predate a choice: the demo's)
     size: int
     class_names: list[str]
     recording_format: recordings.RecordingFormat
     jit_compile: bool = False
-    frames: str = "pad"  # the time axis of the training data (mans.preprocess.FRAMES)
-    signs: str = "demo"  # its sign fixes (mans.preprocess.SIGNS); files written before they were a choice: "demo"
-    centre: str = "first"  # its origin (mans.preprocess.CENTRES); files written before it was a choice: "first"
 
     @functools.cached_property
     def model(self) -> keras.Model:
@@ -477,13 +474,13 @@ class Predictor:
     def rows(self, skel, source: str = "") -> np.ndarray:
         """(T, columns, 3) rows of a recording before the fixed length; UsageError naming `source`."""
         try:
-            return preprocess.normalised_rows(skel, self.mode, self.layout, self.signs, self.centre)
+            return preprocess.normalised_rows(skel, self.preprocessing, self.layout)
         except ValueError as error:
             raise UsageError(f"{source or 'recording'}: {error}") from None
 
     def image(self, skel, source: str = "") -> np.ndarray:
         """The (S, S, 3) image of a recording, exactly as the training data was made."""
-        return preprocess.image_from_rows(self.rows(skel, source), self.size, self.frames)
+        return preprocess.image_from_rows(self.rows(skel, source), self.size, self.preprocessing.frames)
 
     def scores(self, images: np.ndarray) -> np.ndarray:
         """Softmax scores (n, classes) float32 of (n, S, S, 3) images, through the compiled predict function
@@ -506,8 +503,8 @@ def load_predictor(
 ) -> Predictor:
     """A `Predictor` for raw recordings of the checkpoint's dataset.
 
-    The dataset, mode, size, frames, signs, centre and class names come from the run record beside the checkpoint, or
-    from `data_path`'s attributes. `jit_compile`: compile the predict function with XLA where the backend has it
+    The dataset, its preprocessing, size and class names come from the run record beside the checkpoint, or from
+    `data_path`'s attributes. `jit_compile`: compile the predict function with XLA where the backend has it
     (TensorFlow, JAX); worth it for many calls of one batch shape (measured: bench/bench_stream.py).
     """
     checkpoint = pathlib.Path(checkpoint)
@@ -516,15 +513,13 @@ def load_predictor(
     attrs = _preprocess_settings(checkpoint, data_path)
     dataset = str(attrs.get("dataset"))
     try:
-        fmt = recordings.format_for_attrs(attrs)
+        fmt, preprocessing = recordings.format_for_attrs(attrs), preprocess.Preprocessing.from_attrs(attrs)
     except ValueError as error:
         raise UsageError(f"{checkpoint}: {error}") from None
     class_names = attrs["class_names"]
     if isinstance(class_names, str):
         class_names = json.loads(class_names)
-    return Predictor(checkpoint, dataset, str(attrs["mode"]), int(attrs["size"]), list(class_names), fmt, jit_compile,
-                     str(attrs.get("frames", "pad")), str(attrs.get("signs", "demo")),
-                     str(attrs.get("centre", "first")))
+    return Predictor(checkpoint, dataset, preprocessing, int(attrs["size"]), list(class_names), fmt, jit_compile)
 
 
 def predict_files(

@@ -56,6 +56,38 @@ KINECT_V2_MIRROR = (*KINECT_V1_MIRROR, (21, 23), (22, 24))
 
 
 @dataclasses.dataclass(frozen=True)
+class Preprocessing:
+    """The choices of steps 2-6 that make a file's images: recorded in its attrs and repeated by everything that
+    preprocesses a recording for its checkpoint (`mans.evaluation.Predictor`, `mans.stream`).
+
+    mode: MODES; frames: the time axis to S rows, FRAMES; signs: the sign fixes, SIGNS; centre: the origin, CENTRES.
+    The defaults are the authors' demo. Raises ValueError naming the setting for a value outside its choices.
+    """
+
+    mode: str = "faithful"
+    frames: str = "pad"
+    signs: str = "demo"
+    centre: str = "first"
+
+    def __post_init__(self) -> None:
+        for name, choices in (("mode", MODES), ("frames", FRAMES), ("signs", SIGNS), ("centre", CENTRES)):
+            if getattr(self, name) not in choices:
+                raise ValueError(f"expected {name} among {list(choices)}, found {getattr(self, name)!r}")
+
+    @classmethod
+    def from_attrs(cls, attrs) -> Preprocessing:
+        """The record of a file's (or a run record's) attrs; a choice the file predates takes the demo's."""
+        return cls(**{field.name: str(attrs.get(field.name, field.default)) for field in dataclasses.fields(cls)})
+
+    def attrs(self) -> dict[str, str]:
+        """The record as the attrs a file stores: {"mode": ..., "frames": ..., "signs": ..., "centre": ...}."""
+        return dataclasses.asdict(self)
+
+
+DEMO = Preprocessing()  # every step as the authors' demo does it
+
+
+@dataclasses.dataclass(frozen=True)
 class JointLayout:
     """The joints of one body, how many bodies a row holds, and the joints the view normalisation uses.
 
@@ -358,14 +390,6 @@ def denoised_rows(skel, layout: JointLayout = NTU_LAYOUT) -> np.ndarray:
     return sequence_rows(_denoise(skel), layout)
 
 
-def check_choices(mode: str, frames: str = "pad", signs: str = "demo", centre: str = "first") -> None:
-    """ValueError naming the setting unless mode, frames, signs and centre are among MODES, FRAMES, SIGNS, CENTRES."""
-    for name, value, choices in (("mode", mode, MODES), ("frames", frames, FRAMES), ("signs", signs, SIGNS),
-                                 ("centre", centre, CENTRES)):
-        if value not in choices:
-            raise ValueError(f"expected {name} among {list(choices)}, found {value!r}")
-
-
 def check_size(size: int, layout: JointLayout = NTU_LAYOUT) -> None:
     """ValueError unless S holds the layout's joint columns (50 for NTU's two bodies of 25 joints)."""
     if size < layout.columns:
@@ -375,26 +399,20 @@ def check_size(size: int, layout: JointLayout = NTU_LAYOUT) -> None:
         )
 
 
-def normalised_rows(
-    skel, mode: str = "faithful", layout: JointLayout = NTU_LAYOUT, signs: str = "demo", centre: str = "first"
-) -> np.ndarray:
+def normalised_rows(skel, preprocessing: Preprocessing = DEMO, layout: JointLayout = NTU_LAYOUT) -> np.ndarray:
     """Steps 2-5: the view-normalised, sign-fixed (T, columns, 3) float64 rows before the fixed length (and
-    `centre_frames` applied where centre is "frame").
+    `centre_frames` applied where the centre is "frame").
 
     T is the recording's frame count in faithful mode and its frames with a kept body in denoised mode.
-    Raises: SampleSkipped with a `.reason`; ValueError for a bad mode or coordinate shape.
+    Raises: SampleSkipped with a `.reason`; ValueError for a coordinate shape the layout does not have.
     """
-    check_choices(mode, signs=signs, centre=centre)
-    if skel.coords.shape[2:] != (layout.num_joints, 3):
-        raise ValueError(f"expected coords of shape (F, B, {layout.num_joints}, 3), found {skel.coords.shape}")
-    rows = faithful_rows(skel, layout) if mode == "faithful" else denoised_rows(skel, layout)
-    return signed_and_centred(rows, layout, signs, centre)
+    return _rows_and_drops(skel, preprocessing, layout)[0]
 
 
-def signed_and_centred(rows: np.ndarray, layout: JointLayout, signs: str, centre: str) -> np.ndarray:
-    """The view-normalised rows after the sign fixes (step 5) and, where centre is "frame", `centre_frames`."""
-    rows = fix_signs(rows, layout, signs)
-    return centre_frames(rows, layout) if centre == "frame" else rows
+def signed_and_centred(rows: np.ndarray, layout: JointLayout, preprocessing: Preprocessing) -> np.ndarray:
+    """The view-normalised rows after the sign fixes (step 5) and, where the centre is "frame", `centre_frames`."""
+    rows = fix_signs(rows, layout, preprocessing.signs)
+    return centre_frames(rows, layout) if preprocessing.centre == "frame" else rows
 
 
 def image_from_rows(rows: np.ndarray, size: int, frames: str = "pad") -> np.ndarray:
@@ -430,29 +448,25 @@ def process_skeleton(
         centre: the origin, "first" (the demo's: each body's reference frame) or "frame" (`centre_frames`).
     Raises: SampleSkipped with a `.reason`; ValueError for a bad mode, size, frames, signs or centre.
     """
-    return process_skeleton_with_drops(skel, mode, size, layout, frames, signs, centre)[0]
+    return image_and_drops(skel, Preprocessing(mode, frames, signs, centre), size, layout)[0]
 
 
-def process_skeleton_with_drops(
-    skel,
-    mode: str = "faithful",
-    size: int = 50,
-    layout: JointLayout = NTU_LAYOUT,
-    frames: str = "pad",
-    signs: str = "demo",
-    centre: str = "first",
+def image_and_drops(
+    skel, preprocessing: Preprocessing, size: int, layout: JointLayout = NTU_LAYOUT
 ) -> tuple[np.ndarray, dict[int, str]]:
-    """`process_skeleton`, and the bodies denoised mode dropped as noise: {bodyID: rule} ({} in faithful mode)."""
-    check_choices(mode, frames, signs, centre)
+    """The image of `process_skeleton`, and the bodies denoised mode dropped as noise: {bodyID: rule} ({} in
+    faithful mode)."""
     check_size(size, layout)
+    rows, dropped = _rows_and_drops(skel, preprocessing, layout)
+    return image_from_rows(rows, size, preprocessing.frames), dropped
+
+
+def _rows_and_drops(skel, preprocessing: Preprocessing, layout: JointLayout) -> tuple[np.ndarray, dict[int, str]]:
     if skel.coords.shape[2:] != (layout.num_joints, 3):
         raise ValueError(f"expected coords of shape (F, B, {layout.num_joints}, 3), found {skel.coords.shape}")
-    dropped: dict[int, str] = {}
-    if mode == "faithful":
-        rows = faithful_rows(skel, layout)
-    elif layout.dims != 3:
+    if preprocessing.mode == "faithful":
+        return signed_and_centred(faithful_rows(skel, layout), layout, preprocessing), {}
+    if layout.dims != 3:
         raise ValueError("denoised mode needs 3D joints (the rules measure spreads in metres); use --mode faithful")
-    else:
-        sequence = _denoise(skel)
-        rows, dropped = sequence_rows(sequence, layout), sequence.dropped
-    return image_from_rows(signed_and_centred(rows, layout, signs, centre), size, frames), dropped
+    sequence = _denoise(skel)
+    return signed_and_centred(sequence_rows(sequence, layout), layout, preprocessing), sequence.dropped

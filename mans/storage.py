@@ -91,8 +91,7 @@ class ConversionSummary:
         )
 
 
-def _convert_one(task: tuple, mode: str, size: int, frames: str = "pad", signs: str = "demo",
-                 centre: str = "first") -> tuple:
+def _convert_one(task: tuple, preprocessing: preprocess.Preprocessing, size: int) -> tuple:
     """Worker: ("ok", frames, (first row, rows), {bodyID: rule} dropped as noise) or ("skip", reason, message).
 
     task: (load, source, layout): the reader's load function, its source and the dataset's joint layout.
@@ -101,7 +100,7 @@ def _convert_one(task: tuple, mode: str, size: int, frames: str = "pad", signs: 
     label = os.path.basename(str(source[0] if isinstance(source, tuple) else source))
     try:
         skel = load(source)
-        image, dropped = preprocess.process_skeleton_with_drops(skel, mode, size, layout, frames, signs, centre)
+        image, dropped = preprocess.image_and_drops(skel, preprocessing, size, layout)
     except (SkeletonFormatError, preprocess.SampleSkipped) as error:
         return ("skip", error.reason, str(error))
     except OSError as error:
@@ -207,16 +206,8 @@ def _write_noise_report(path: pathlib.Path, noise: list[tuple[str, int, str]]) -
 
 
 def _check_arguments(
-    mode: str,
-    size: int,
-    workers: int | None,
-    limit: int | None,
-    layout: preprocess.JointLayout = preprocess.NTU_LAYOUT,
-    frames: str = "pad",
-    signs: str = "demo",
-    centre: str = "first",
+    size: int, workers: int | None, limit: int | None, layout: preprocess.JointLayout = preprocess.NTU_LAYOUT
 ) -> int:
-    preprocess.check_choices(mode, frames, signs, centre)
     preprocess.check_size(size, layout)
     if limit is not None and limit < 1:
         raise ValueError(f"expected limit >= 1, found {limit}")
@@ -266,10 +257,8 @@ def convert_folder(
     if dataset is None:
         dataset = readers.detect_ntu_dataset(skeleton_dir, limit)
     spec = datasets.load_dataset(dataset) if isinstance(dataset, str) else dataset
-    frames = frames or spec.frames
-    signs = signs or spec.signs
-    centre = centre or spec.centre
-    workers = _check_arguments(mode, size, workers, limit, spec.layout, frames, signs, centre)
+    preprocessing = spec.preprocessing(mode, frames, signs, centre)
+    workers = _check_arguments(size, workers, limit, spec.layout)
     if mode == "denoised" and spec.layout.dims != 3:
         raise ValueError(f"--mode denoised needs 3D joints; {spec.name} has 2D keypoints: use --mode faithful")
     out_path = _check_output(out_path, overwrite)
@@ -281,7 +270,7 @@ def convert_folder(
         _skip(skips, name, reason, message, strict)
 
     entries = listing.entries
-    function = functools.partial(_convert_one, mode=mode, size=size, frames=frames, signs=signs, centre=centre)
+    function = functools.partial(_convert_one, preprocessing=preprocessing, size=size)
     tasks = [(reader.load, entry.source, spec.layout) for entry in entries]
     noise: list[tuple[str, int, str]] = []  # (name, bodyID, rule)
 
@@ -296,7 +285,6 @@ def convert_folder(
         bar.close()
 
     with _ordered_results(function, tasks, min(workers, max(1, len(tasks)))) as results:
-        preprocessing = (mode, frames, signs, centre)
         kept, skipped = _write_output(out_path, size, records(results), skips, spec, preprocessing, command, overwrite)
     noise_report = noise_report_path_for(out_path) if mode == "denoised" else None
     if noise_report is not None:
@@ -352,7 +340,7 @@ def _write_output(
     records: Iterable[tuple[str, dict[str, int], int, tuple]],
     skips: list[tuple[str, str, str]],
     spec: datasets.DatasetSpec,
-    preprocessing: tuple[str, str, str, str],
+    preprocessing: preprocess.Preprocessing,
     command: str | None,
     overwrite: bool,
 ) -> tuple[int, dict[str, int]]:
@@ -416,16 +404,12 @@ def _skip(skips: list, name: str, reason: str, message: str, strict: bool) -> No
 
 
 def _attrs(
-    spec, preprocessing: tuple[str, str, str, str], size: int, command: str | None, kept: int, skipped: dict
+    spec, preprocessing: preprocess.Preprocessing, size: int, command: str | None, kept: int, skipped: dict
 ) -> dict:
-    mode, frames, signs, centre = preprocessing
     return {
         "format": FORMAT,
         "dataset": spec.name,
-        "mode": mode,
-        "frames": frames,
-        "signs": signs,
-        "centre": centre,
+        **preprocessing.attrs(),
         "size": size,
         "num_classes": spec.num_classes,
         "class_names": json.dumps(list(spec.class_names)),

@@ -174,9 +174,7 @@ class SlidingWindow:
         """The (S, S, 3) image of the frames held, made as a training recording's; SampleSkipped if none can be."""
         predictor = self.predictor
         skel = recordings.skeleton_from_frames(list(self.frames), predictor.layout.num_joints)
-        return preprocess.process_skeleton(
-            skel, predictor.mode, predictor.size, predictor.layout, predictor.frames, predictor.signs, predictor.centre
-        )
+        return preprocess.image_and_drops(skel, predictor.preprocessing, predictor.size, predictor.layout)[0]
 
     def classify(self, arrived: float) -> Window:
         first, last = self.count - len(self.frames), self.count - 1

@@ -477,3 +477,14 @@ def test_centre_frame_is_the_first_centre_minus_each_frame_hips(tmp_path):
     np.testing.assert_array_equal(frame[:, 25:], 0)
     with pytest.raises(ValueError, match="expected centre among"):
         process_skeleton(skel, centre="middle")
+
+
+def test_preprocessing_record_reads_the_attrs_of_files_that_predate_a_choice():
+    """A file's attrs round-trip through the record; a choice a file predates takes the demo's; a bad value is
+    refused naming the setting."""
+    record = preprocess.Preprocessing("denoised", "resample", "rigid", "frame")
+    assert preprocess.Preprocessing.from_attrs({"dataset": "utkinect", **record.attrs()}) == record
+    assert preprocess.Preprocessing.from_attrs({"mode": "denoised"}) == preprocess.Preprocessing(mode="denoised")
+    assert preprocess.Preprocessing.from_attrs({}) == preprocess.DEMO
+    with pytest.raises(ValueError, match="expected mode among \\['faithful', 'denoised'\\], found 'clean'"):
+        preprocess.Preprocessing.from_attrs({"mode": "clean"})

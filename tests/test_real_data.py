@@ -127,7 +127,7 @@ def test_rigid_signs_undo_the_demo_reflections_and_reach_the_predictor(utkinect,
     assert len(differ) == 22
     np.testing.assert_array_equal(images["demo"][differ], images["rigid"][differ] * np.array([1, -1, 1], np.float32))
     predictor = predictor_of(tmp_path / "rigid.h5", utkinect / "joints" / "joints_s01_e01.txt", images["rigid"])
-    assert predictor.signs == "rigid"
+    assert predictor.preprocessing.signs == "rigid"
 
 
 def test_frame_centre_takes_each_frames_hips_away_and_reaches_the_predictor(utkinect, tmp_path):
@@ -140,4 +140,4 @@ def test_frame_centre_takes_each_frames_hips_away_and_reaches_the_predictor(utki
     np.testing.assert_allclose(images["frame"][:, :, joints], images["first"][:, :, joints] - hips, atol=1e-5)
     np.testing.assert_array_equal(images["frame"][:, :, 35:], 0)
     predictor = predictor_of(tmp_path / "frame.h5", utkinect / "joints" / "joints_s03_e02.txt", images["frame"])
-    assert predictor.centre == "frame"
+    assert predictor.preprocessing.centre == "frame"

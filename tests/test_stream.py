@@ -87,7 +87,7 @@ def test_frame_lines_round_trip_and_windows_are_training_images(tmp_path):
     skel = skeleton_io.read_skeleton(path)
     for line, frame in zip(lines, recordings.listed_frames(skel), strict=True):
         np.testing.assert_array_equal(stream.parse_frame(line, 25), frame)  # bit for bit
-    fake = evaluation.Predictor(path, "ntu60", "faithful", 50, [], recordings.NTU_SKELETON)  # no model
+    fake = evaluation.Predictor(path, "ntu60", preprocess.DEMO, 50, [], recordings.NTU_SKELETON)  # no model
     windows = stream.SlidingWindow(fake, window=40)
     for line in lines:
         windows.frames.append(stream.parse_frame(line, 25))
