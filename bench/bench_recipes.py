@@ -50,6 +50,7 @@ STUDY = {
     "+ rotation 60, scale 0.2, l2 5e-4": (RESAMPLE, {"rotation": 60.0, "scale": 0.2, "l2": 5e-4}),
     "+ rigid sign fixes": (RIGID, {}),
     "+ every frame centred on its hips": (FRAME_CENTRE, {}),
+    "+ weight decay 5e-4 (tried, not adopted)": (FRAME_CENTRE, {"l2": 5e-4}),
 }
 ABLATION = {
     "TARM on, augmentation on (the default)": {},
