@@ -48,9 +48,10 @@ def parser() -> argparse.ArgumentParser:
         "samples before evaluating (saves <checkpoint>_bnstats.keras)",
     )
     p.add_argument("--bn-samples", type=int, default=4096, help="training samples used for that (default 4096)")
-    p.add_argument("--tta", choices=["none", "mirror"], default="none",
+    p.add_argument("--tta", choices=["none", "mirror"],
                    help="test-time augmentation: mirror averages the scores of each sample and of its left-right "
-                   "mirror image (default none)")
+                   "mirror image (default: mirror where the run trained on mirror images, as UT-Kinect's and MSR "
+                   "Action3D's defaults do; none otherwise)")
     p.add_argument("--skeleton", nargs="+", metavar="FILE", help="raw recordings to classify, in the format of the "
                    "checkpoint's data (.skeleton, joints_sSS_eEE.txt, aAA_sSS_eEE_skeleton3D.txt, or the .npy "
                    "sequences of your own described dataset)")
@@ -73,7 +74,8 @@ def parser() -> argparse.ArgumentParser:
 def _print_metrics(metrics: dict) -> None:
     print(
         f"top-1 {metrics['top1']:.2%}  top-5 {metrics['top5']:.2%}  mean per-class {metrics['mean_class_accuracy']:.2%}"
-        f"  ({metrics['num_samples']} {metrics['benchmark']} test samples)"
+        f"  ({metrics['num_samples']} {metrics['benchmark']} test samples"
+        f"{', mirror test-time augmentation' if metrics.get('tta') == 'mirror' else ''})"
     )
 
 

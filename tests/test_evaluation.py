@@ -101,6 +101,22 @@ def test_evaluate_script_tta_averages_both_views(checkpoint, h5, tmp_path):
     assert json.loads((tmp_path / "metrics.json").read_text())["tta"] == "mirror"
 
 
+@pytest.mark.parametrize(("config", "expected"), [
+    ({"augment": True, "mirror": 0.5}, "mirror"),  # the small-data default: trained on mirror images
+    ({"augment": True, "mirror": 0.0}, "none"),  # NTU's
+    ({"augment": False, "mirror": 0.5}, "none"),
+    (None, "none"),  # no run record
+])  # fmt: skip
+def test_tta_defaults_to_mirror_where_the_run_trained_on_mirror_images(checkpoint, h5, tmp_path, config, expected):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "best.keras").write_bytes(checkpoint.read_bytes())
+    if config is not None:
+        (folder / "config.json").write_text(json.dumps({"config": config, "data_attrs": {}}))
+    assert evaluation.evaluate(folder / "best.keras", h5, "xview", tmp_path / "out", batch_size=16)["tta"] == expected
+    assert evaluation.evaluate(folder / "best.keras", h5, "xview", tmp_path / "none", tta="none")["tta"] == "none"
+
+
 def test_recompute_bn_statistics_is_exact():
     keras.utils.set_random_seed(1)
     model = tiny_model()

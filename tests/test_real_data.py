@@ -90,7 +90,8 @@ def test_short_training_run_on_real_utkinect_through_the_scripts(utkinect, repo_
     assert record["splits"] == {"fit": 80, "val": 0, "test": 20}
     printed = script("evaluate.py", str(run / "best.keras"), "--data", str(data), "--benchmark", "loso-1").stdout
     metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["num_samples"] == 20 and "(20 loso-1 test samples)" in printed
+    assert metrics["num_samples"] == 20 and "(20 loso-1 test samples, mirror test-time augmentation)" in printed
+    assert metrics["tta"] == "mirror"  # the default of a run that trained on mirror images
 
 
 def converted_images(utkinect, folder, setting: str, values) -> dict:

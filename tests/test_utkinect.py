@@ -172,7 +172,7 @@ def test_utkinect_defaults_train_and_evaluate_end_to_end(tmp_path, repo_root, ca
     assert sources["epochs"] == "flag" and record["splits"] == {"fit": 99, "val": 0, "test": 100}
     printed = script("evaluate.py", str(run / "best.keras"), "--data", str(data), "--benchmark", "xsub").stdout
     metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["num_samples"] == 100 and "(100 xsub test samples)" in printed
+    assert metrics["num_samples"] == 100 and "(100 xsub test samples, mirror test-time augmentation)" in printed
     names = (run / "per_class_accuracy.csv").read_text()
     assert "waveHands" in names and "clapHands" in names
     ntu_file = tmp_path / "S001C001P001R001A001.skeleton"
