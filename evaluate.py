@@ -9,6 +9,10 @@ Examples:
       preprocesses the files as the run's training data was and prints the top-5 actions
   python evaluate.py --ensemble a/scores.npy b/scores.npy --weights 1 0.5 --data data/ntu60.h5 --benchmark xsub
       fuses score files (same samples, same order) and prints the fused accuracy
+  python evaluate.py runs/ut-seeds --data data/utkinect.h5 --benchmark xsub
+      a seed ensemble (train_MANs.py --seeds 1 2 3 --out runs/ut-seeds): evaluates each seed-<seed>/best.keras,
+      prints each seed's top-1, their mean and the top-1 of their fused (mean) scores; the fusion's reports go
+      into runs/ut-seeds, a summary into runs/ut-seeds/xsub_seeds.json
   python evaluate.py runs/ntu60-xsub/best.keras --explain S001C001P001R001A001.skeleton --out pictures [--gif]
       one picture per recording: the skeleton at a few frames, the TARM attention of every frame, the
       image the STCM sees and the top-5 actions (mans/explain.py)
@@ -26,13 +30,15 @@ from mans.cli import backend_logs_silenced
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("checkpoint", nargs="?", help=".keras checkpoint from train_MANs.py (with --benchmark loso: the "
-                   "run folder holding the folds)")
+    p.add_argument("checkpoint", nargs="?", help=".keras checkpoint from train_MANs.py; with --benchmark loso: the "
+                   "run folder holding the folds; a folder of seed-<seed> runs (train_MANs.py --seeds): the seed "
+                   "ensemble")
     p.add_argument("--data", help="HDF5 file from process_data.py")
     p.add_argument("--benchmark", default="xsub", help="xsub or xview (NTU-60), xsub or xset (NTU-120), xsub, loso "
                    "or loso-K (UT-Kinect); default xsub")
     p.add_argument("--fold-checkpoint", default="best.keras",
-                   help="with --benchmark loso: the checkpoint evaluated in each fold's folder (default best.keras)")
+                   help="with --benchmark loso or a seed ensemble: the checkpoint evaluated in each fold's or seed's "
+                   "folder (default best.keras)")
     p.add_argument("--out", help="folder for the reports (default: the checkpoint's folder)")
     p.add_argument("--batch-size", type=int, default=256, help="images per forward pass (default 256)")
     p.add_argument(
@@ -81,6 +87,8 @@ def _print_metrics(metrics: dict) -> None:
 
 def run(args: argparse.Namespace, evaluation) -> None:
     """Dispatch to the ensemble, single-file or test-split evaluation (`evaluation`: mans.evaluation)."""
+    from mans import fusion, runfolder
+
     UsageError = evaluation.UsageError
 
     if args.ensemble:
@@ -88,7 +96,7 @@ def run(args: argparse.Namespace, evaluation) -> None:
             raise UsageError("--ensemble takes score files only, no checkpoint or --skeleton")
         if not args.data:
             raise UsageError("--ensemble needs --data (the labels) and --benchmark")
-        metrics = evaluation.ensemble(args.ensemble, args.data, args.benchmark, args.weights, args.out)
+        metrics = fusion.ensemble(args.ensemble, args.data, args.benchmark, args.weights, args.out)
         for member in metrics["members"]:
             print(f"{member['file']}: weight {member['weight']:g}, top-1 {member['top1']:.2%}")
         print("fused: ", end="")
@@ -119,6 +127,9 @@ def run(args: argparse.Namespace, evaluation) -> None:
         raise UsageError("expected --data (the HDF5 file to evaluate on)")
     options = {"batch_size": args.batch_size, "in_memory": args.in_memory,
                "recompute_bn_stats": args.recompute_bn_stats, "bn_samples": args.bn_samples, "tta": args.tta}
+    if runfolder.seed_folders(args.checkpoint):
+        _evaluate_seeds(args, fusion, options)
+        return
     if args.benchmark == "loso":
         summary = evaluation.evaluate_folds(args.checkpoint, args.data, args.benchmark, args.fold_checkpoint, **options)
         for fold, metrics in summary["per_fold"].items():
@@ -130,6 +141,18 @@ def run(args: argparse.Namespace, evaluation) -> None:
     metrics = evaluation.evaluate(args.checkpoint, args.data, args.benchmark, args.out, **options)
     _print_metrics(metrics)
     print(f"reports in {args.out or pathlib.Path(args.checkpoint).parent}")
+
+
+def _evaluate_seeds(args: argparse.Namespace, fusion, options: dict) -> None:
+    """A seed ensemble's folder: each seed's top-1, their mean, and the top-1 of the fused scores."""
+    summary = fusion.evaluate_seeds(args.checkpoint, args.data, args.benchmark, args.fold_checkpoint, **options)
+    for seed, top1 in zip(summary["seeds"], summary["member_top1"], strict=True):
+        print(f"seed {seed}: top-1 {top1:.2%}")
+    folds = f", means over {summary['folds']} folds" if summary["folds"] > 1 else ""
+    seeds_mean = sum(summary["member_top1"]) / len(summary["seeds"])
+    print(f"{args.benchmark}: mean of the {len(summary['seeds'])} seeds' top-1 {seeds_mean:.2%}; "
+          f"fused scores: top-1 {summary['top1']:.2%}, top-5 {summary['top5']:.2%}, mean per-class "
+          f"{summary['mean_class_accuracy']:.2%}{folds}; {args.checkpoint}/{args.benchmark}_seeds.json")
 
 
 def explain(args: argparse.Namespace) -> None:

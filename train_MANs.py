@@ -32,6 +32,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--nesterov", action=argparse.BooleanOptionalAction, help="Nesterov momentum, default on")
     p.add_argument("--l2", type=float, help="L2 factor on GRU kernels and convolutions, default 1e-4")
     p.add_argument("--seed", type=int, help="seeds weights, sample order, dropout and the hold-out; default 1234")
+    p.add_argument("--seeds", type=int, nargs="+", metavar="SEED",
+                   help="a seed ensemble: one run per seed in OUT/seed-SEED (evaluate.py OUT fuses their scores)")
     p.add_argument(
         "--val",
         choices=["holdout", "test", "none"],

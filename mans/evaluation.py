@@ -1,4 +1,4 @@
-"""Evaluate MANs checkpoints: test-split metrics and reports, raw-recording prediction, score ensembles.
+"""Evaluate MANs checkpoints: test-split metrics and reports, raw-recording prediction.
 
 `evaluate` writes, into the checkpoint's folder or `out`:
     metrics.json             top1, top5, mean_class_accuracy (fractions), checkpoint, data, benchmark, ...
@@ -8,7 +8,7 @@
     scores.npy               (N, classes) float32 softmax scores, rows in sample-name order
     scores_names.txt         the N sample names, one a line, in the rows' order
     misclassified.csv        name, label, predicted, their names and scores
-`ensemble` fuses such score files; it refuses files whose sample names (order or count) differ.
+`mans.fusion` fuses such score files (an ensemble of runs or of seeds).
 """
 
 from __future__ import annotations
@@ -263,14 +263,16 @@ def write_reports(
     return metrics
 
 
-def _open(path: str | os.PathLike) -> data_lib.DataFile:
+def open_data_file(path: str | os.PathLike) -> data_lib.DataFile:
+    """The data file, or UsageError naming it."""
     try:
         return data_lib.open_data(path)
     except (ValueError, FileNotFoundError) as error:
         raise UsageError(str(error)) from None
 
 
-def _test_rows(data: data_lib.DataFile, benchmark: str) -> data_lib.Splits:
+def test_rows(data: data_lib.DataFile, benchmark: str) -> data_lib.Splits:
+    """The splits of `benchmark` without a hold-out; UsageError for a benchmark the dataset lacks."""
     from mans import datasets
 
     benchmarks = datasets.get_dataset(data.dataset).benchmarks
@@ -344,8 +346,8 @@ def evaluate(
         The metrics dict written to metrics.json.
     """
     checkpoint = pathlib.Path(checkpoint)
-    data = _open(data_path)
-    splits = _test_rows(data, benchmark)
+    data = open_data_file(data_path)
+    splits = test_rows(data, benchmark)
     model = load_checkpoint(checkpoint)
     check_model_fits(model, data, checkpoint)
     out = checkpoint.parent if out is None else pathlib.Path(out)
@@ -375,6 +377,15 @@ def evaluate(
     return write_reports(out, scores, labels, names, data.class_names, metrics)
 
 
+def dataset_or_none(data_path: str | os.PathLike) -> str | None:
+    """The data's dataset name (its folds: a description's leave-one-out values), or None where the file cannot
+    be read (reported once the checkpoints are found)."""
+    try:
+        return data_lib.open_data(data_path).dataset
+    except (ValueError, FileNotFoundError):
+        return None
+
+
 def evaluate_folds(
     run_dir: str | os.PathLike,
     data_path: str | os.PathLike,
@@ -389,11 +400,7 @@ def evaluate_folds(
     and mean_class_accuracy, and each fold's metrics. `options`: as for `evaluate`.
     """
     run_dir = pathlib.Path(run_dir)
-    try:
-        dataset = data_lib.open_data(data_path).dataset  # its own folds: a description's leave-one-out values
-    except (ValueError, FileNotFoundError):
-        dataset = None  # reported by `evaluate` below, once the checkpoints are found
-    folds = splits_lib.folds(benchmark, dataset)
+    folds = splits_lib.folds(benchmark, dataset_or_none(data_path))
     checkpoints = [run_dir / fold / checkpoint_name for fold in folds]
     missing = [str(path) for path in checkpoints if not path.is_file()]
     if missing:
@@ -420,7 +427,7 @@ def _preprocess_settings(checkpoint: pathlib.Path, data_path: str | os.PathLike 
     if record is not None:
         return record["data_attrs"]
     if data_path is not None:
-        return dict(_open(data_path).attrs)
+        return dict(open_data_file(data_path).attrs)
     raise UsageError(
         f"{checkpoint}: no run record (config.json) beside it; pass --data with the HDF5 file it was trained on"
     )
@@ -560,84 +567,3 @@ def predict_files(
         (label, [(name, probability) for _, name, probability in predictor.top(row, top)])
         for label, row in zip(labels, scores, strict=True)
     ]
-
-
-def scores_names_path(scores_path: str | os.PathLike) -> pathlib.Path:
-    """The sample-name list of a score file: X.npy -> X_names.txt (scores.npy -> scores_names.txt)."""
-    path = pathlib.Path(scores_path)
-    return path.with_name(f"{path.stem}_names.txt")
-
-
-def load_scores(path: str | os.PathLike) -> tuple[np.ndarray, list[str]]:
-    """A score file (N, C) and its N sample names; UsageError when either is missing or they disagree."""
-    path = pathlib.Path(path)
-    names_path = scores_names_path(path)
-    try:
-        scores = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as error:
-        raise UsageError(f"{path}: expected a .npy score file, found an unreadable file ({error})") from None
-    if scores.ndim != 2:
-        raise UsageError(f"{path}: expected scores of shape (samples, classes), found {scores.shape}")
-    if not names_path.is_file():
-        raise UsageError(f"{path}: expected its sample names in {names_path}, found no such file")
-    names = names_path.read_text().split()
-    if len(names) != len(scores):
-        raise UsageError(f"{path}: {len(scores)} score rows, but {names_path} lists {len(names)} names")
-    return scores, names
-
-
-def ensemble(
-    score_files: Sequence[str | os.PathLike],
-    data_path: str | os.PathLike,
-    benchmark: str,
-    weights: Sequence[float] | None = None,
-    out: str | os.PathLike | None = None,
-) -> dict:
-    """Fuse score files by a weighted sum and report the fused accuracy.
-
-    Refuses files whose sample names differ (in count or order) or whose class counts differ, and
-    files that do not cover exactly the test split of `benchmark` in `data_path`.
-
-    Returns:
-        Metrics of the fusion (top1, top5, mean_class_accuracy) and each file's top1 under "members".
-        With `out`, the full reports of the fusion are written there.
-    """
-    if len(score_files) < 2:
-        raise UsageError(f"--ensemble needs at least 2 score files, found {len(score_files)}")
-    weights = [1.0] * len(score_files) if weights is None else [float(w) for w in weights]
-    if len(weights) != len(score_files):
-        raise UsageError(f"expected one weight per score file ({len(score_files)}), found {len(weights)}")
-    loaded = [load_scores(path) for path in score_files]
-    first_scores, first_names = loaded[0]
-    for path, (scores, names) in zip(score_files[1:], loaded[1:], strict=True):
-        if scores.shape != first_scores.shape:
-            raise UsageError(f"{path}: scores of shape {scores.shape}, but {score_files[0]} has {first_scores.shape}")
-        if names != first_names:
-            raise UsageError(f"{path}: its samples differ in order or names from those of {score_files[0]}")
-    data = _open(data_path)
-    splits = _test_rows(data, benchmark)
-    test_names = data.names[splits.test].tolist()
-    if first_names != test_names:
-        raise UsageError(
-            f"the score files cover {len(first_names)} samples, but not exactly the {len(test_names)} samples of "
-            f"the {benchmark} test split of {data.path} in name order"
-        )
-    if first_scores.shape[1] != data.num_classes:
-        raise UsageError(f"the score files have {first_scores.shape[1]} classes, {data.path} has {data.num_classes}")
-    labels = data.labels[splits.test]
-    fused = sum(w * s.astype(np.float64) for w, (s, _) in zip(weights, loaded, strict=True)).astype(np.float32)
-    members = [
-        {"file": str(path), "weight": w, "top1": summarize(s, labels, data.num_classes)["top1"]}
-        for path, w, (s, _) in zip(score_files, weights, loaded, strict=True)
-    ]
-    info = {"data": str(data.path.resolve()), "benchmark": benchmark, "split": "test", "members": members}
-    if out is not None:
-        return write_reports(pathlib.Path(out), fused, labels, first_names, data.class_names, info)
-    summary = summarize(fused, labels, data.num_classes)
-    return {
-        "top1": summary["top1"],
-        "top5": summary["top5"],
-        "mean_class_accuracy": summary["mean_class_accuracy"],
-        **info,
-        "num_samples": int(len(labels)),
-    }

@@ -45,6 +45,17 @@ REPORT_FILES = (
 RESUME_FREE_KEYS = frozenset({"epochs", "overwrite", "workers", "use_multiprocessing", "in_memory"})
 
 
+def seed_folder(out: str | os.PathLike, seed: int) -> pathlib.Path:
+    """The run folder of one member of a seed ensemble (train_MANs.py --seeds)."""
+    return pathlib.Path(out) / f"seed-{seed}"
+
+
+def seed_folders(out: str | os.PathLike) -> list[pathlib.Path]:
+    """The members of a seed ensemble in `out`, by seed: its `seed-<number>` folders."""
+    found = [p for p in pathlib.Path(out).glob("seed-*") if p.is_dir() and p.name[5:].lstrip("-").isdigit()]
+    return sorted(found, key=lambda p: int(p.name[5:]))
+
+
 def library_versions() -> dict[str, str]:
     """Versions of Python, Keras, its backend, numpy, h5py and mans."""
     import h5py

@@ -206,10 +206,15 @@ def _result(plan: _Plan, state: Mapping[str, object], monitor: str, status: str)
 
 
 def train(flags: Mapping[str, object], argv: Sequence[str] | None = None) -> TrainResult | list[TrainResult]:
-    """Train as `flags` ask; a benchmark of several folds ("loso") trains each fold in `out/<fold>`.
+    """Train as `flags` ask; a benchmark of several folds ("loso") trains each fold in `out/<fold>`, and
+    `seeds` (a list) trains one run per seed in `out/seed-<seed>` (a seed ensemble).
 
-    Returns one TrainResult, or one per fold. Each run resumes where it stopped when run again.
+    Returns one TrainResult, or one per fold and seed. Each run resumes where it stopped when run again.
     """
+    flags = dict(flags)
+    seeds = flags.pop("seeds", None)
+    if seeds:
+        return _train_seeds(flags, list(seeds), argv)
     benchmark = flags.get("benchmark")
     dataset = data_lib.open_data(flags["data"]).dataset if benchmark and flags.get("data") else None
     folds = splits_lib.folds(str(benchmark), dataset) if benchmark else ()
@@ -224,6 +229,26 @@ def train(flags: Mapping[str, object], argv: Sequence[str] | None = None) -> Tra
     print(
         f"done: {len(folds)} folds of {benchmark} in {flags['out']}; evaluate them all with "
         f"evaluate.py {flags['out']} --data {flags.get('data')} --benchmark {benchmark}"
+    )
+    return results
+
+
+def _train_seeds(flags: dict, seeds: list[int], argv: Sequence[str] | None) -> list[TrainResult]:
+    """One run (or one run per fold) per seed, each in its own `seed_folder`."""
+    if flags.get("seed") is not None:
+        raise UsageError(f"give --seed or --seeds, not both (seed {flags['seed']}, seeds {seeds})")
+    if len(set(seeds)) != len(seeds):
+        raise UsageError(f"--seeds must differ from each other. Received: {seeds}")
+    if not flags.get("out"):
+        raise UsageError("both data and out are required")
+    results: list[TrainResult] = []
+    for number, seed in enumerate(seeds, start=1):
+        print(f"== seed {seed} ({number}/{len(seeds)})")
+        result = train({**flags, "seed": seed, "out": str(runfolder.seed_folder(flags["out"], seed))}, argv)
+        results.extend(result if isinstance(result, list) else [result])
+    print(
+        f"done: {len(seeds)} seeds in {flags['out']}; evaluate each and their fusion with "
+        f"evaluate.py {flags['out']} --data {flags.get('data')} --benchmark {flags.get('benchmark') or 'xsub'}"
     )
     return results
 

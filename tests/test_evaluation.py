@@ -1,5 +1,5 @@
 """mans.evaluation and evaluate.py with a tiny stand-in model: metrics, reports, BN statistics,
-single-file prediction, ensembles, and one-line errors."""
+single-file prediction, ensembles of score files and of seeds, and one-line errors."""
 
 import csv
 import json
@@ -11,7 +11,7 @@ import pytest
 from test_data import load_script, make_synthetic_h5
 
 from mans import data as data_lib
-from mans import evaluation
+from mans import evaluation, fusion
 from mans.data import UsageError
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -157,23 +157,23 @@ def test_ensemble_fuses_and_refuses_mismatches(h5, tmp_path):
     a = rng.random((len(test), 60)).astype(np.float32)
     b = np.eye(60, dtype=np.float32)[labels]  # a perfect model
     fa, fb = write_scores(tmp_path / "a", a, names), write_scores(tmp_path / "b", b, names)
-    fused = evaluation.ensemble([fa, fb], h5, "xsub", weights=[1.0, 2.0])
+    fused = fusion.ensemble([fa, fb], h5, "xsub", weights=[1.0, 2.0])
     assert fused["top1"] == 1.0 and [m["weight"] for m in fused["members"]] == [1.0, 2.0]
     assert fused["top1"] == np.mean((a + 2 * b).argmax(1) == labels)
     swapped = write_scores(tmp_path / "c", a[::-1], names[::-1])
     with pytest.raises(UsageError, match="order"):
-        evaluation.ensemble([fa, swapped], h5, "xsub")
+        fusion.ensemble([fa, swapped], h5, "xsub")
     short = write_scores(tmp_path / "d", a[:-1], names[:-1])
     with pytest.raises(UsageError, match="shape"):
-        evaluation.ensemble([fa, short], h5, "xsub")
+        fusion.ensemble([fa, short], h5, "xsub")
     with pytest.raises(UsageError, match="test split"):
-        evaluation.ensemble([short, short], h5, "xsub")
+        fusion.ensemble([short, short], h5, "xsub")
     (tmp_path / "e").mkdir()
     np.save(tmp_path / "e" / "scores.npy", a)
     with pytest.raises(UsageError, match="scores_names.txt"):
-        evaluation.ensemble([fa, tmp_path / "e" / "scores.npy"], h5, "xsub")
+        fusion.ensemble([fa, tmp_path / "e" / "scores.npy"], h5, "xsub")
     with pytest.raises(UsageError, match="one weight per"):
-        evaluation.ensemble([fa, fb], h5, "xsub", weights=[1.0])
+        fusion.ensemble([fa, fb], h5, "xsub", weights=[1.0])
 
 
 def script_error(capsys, *argv) -> str:
@@ -205,3 +205,26 @@ def test_loso_evaluation_names_the_missing_fold_checkpoints(tmp_path):
     (tmp_path / "loso-1" / "best.keras").write_bytes(b"")
     with pytest.raises(UsageError, match=r"one checkpoint per loso fold .* found none at .*loso-2.* and 8 more"):
         evaluation.evaluate_folds(tmp_path, tmp_path / "utk.h5", "loso")
+
+
+def test_seed_ensemble_evaluates_each_seed_and_fuses_their_mean(h5, tmp_path, capsys):
+    run = tmp_path / "run"
+    for seed in (1, 2):
+        keras.utils.set_random_seed(seed)
+        (run / f"seed-{seed}").mkdir(parents=True)
+        tiny_model().save(run / f"seed-{seed}" / "best.keras")
+    assert evaluate_script.main([str(run), "--data", str(h5), "--benchmark", "xsub", "--batch-size", "16"]) == 0
+    printed = capsys.readouterr().out
+    summary = json.loads((run / "xsub_seeds.json").read_text())
+    assert summary["seeds"] == [1, 2] and "seed 1: top-1" in printed and "fused scores: top-1" in printed
+    members = [fusion.load_scores(run / f"seed-{seed}" / "scores.npy") for seed in (1, 2)]
+    data = data_lib.open_data(h5)
+    labels = data.labels[data_lib.select_splits(data, "xsub", val="none").test]
+    fused = (members[0][0] + members[1][0]) / 2
+    assert summary["top1"] == pytest.approx(np.mean(fused.argmax(1) == labels))
+    assert summary["member_top1"] == [pytest.approx(np.mean(s.argmax(1) == labels)) for s, _ in members]
+    np.testing.assert_allclose(np.load(run / "scores.npy"), fused, rtol=1e-6)
+    assert (run / "metrics.json").is_file() and (run / "seed-2" / "metrics.json").is_file()
+    (run / "seed-3").mkdir()
+    with pytest.raises(UsageError, match=r"best.keras in every seed folder .*seed-3"):
+        fusion.evaluate_seeds(run, h5, "xsub")

@@ -274,3 +274,22 @@ def test_ema_saves_the_moving_average_of_the_weights(h5, tmp_path):
             np.testing.assert_array_equal(keras.ops.convert_to_numpy(weight), keras.ops.convert_to_numpy(average))
     with pytest.raises(UsageError, match="ema must be in"):
         train_config.check_config(train_config.resolve_config({"data": "d", "out": "o", "ema": 1.0})[0])
+
+
+def test_seeds_train_one_run_per_seed_in_its_own_folder(tmp_path, capsys, monkeypatch):
+    from mans import training
+
+    trained = []
+    monkeypatch.setattr(training, "train_one", lambda flags, argv=None: trained.append((flags["seed"], flags["out"])))
+    out = tmp_path / "run"
+    training.train({"data": str(tmp_path / "a.h5"), "out": str(out), "seeds": [3, 1], "seed": None})
+    assert trained == [(3, str(out / "seed-3")), (1, str(out / "seed-1"))]
+    printed = capsys.readouterr().out
+    assert "== seed 3 (1/2)" in printed and f"evaluate.py {out}" in printed
+    for folder in ("seed-3", "seed-1", "seed-x", "seeds"):
+        (out / folder).mkdir(parents=True)
+    assert [p.name for p in runfolder.seed_folders(out)] == ["seed-1", "seed-3"]
+    with pytest.raises(UsageError, match="not both"):
+        training.train({"data": "a.h5", "out": str(out), "seeds": [1, 2], "seed": 5})
+    with pytest.raises(UsageError, match="differ"):
+        training.train({"data": "a.h5", "out": str(out), "seeds": [1, 1]})
