@@ -90,6 +90,9 @@ def parser() -> argparse.ArgumentParser:
     augment.add_argument("--mirror", type=float, help="probability of a left-right mirror image, default 0")
     augment.add_argument("--crop", type=float, help="random temporal crop: the largest share of the recorded span "
                          "cut away (the rest is stretched back over it), default 0")
+    p.add_argument("--init-from", metavar="CHECKPOINT", help="start from the weights of a .keras checkpoint (a run "
+                   "on another dataset, say): every layer of the same name and shapes; a classifier of another "
+                   "class count starts afresh")
     p.add_argument("--imagenet-weights", help="HDF5 of ImageNet weights for the densenet161 STCM (by layer name)")
     p.add_argument(
         "--mixed-precision",

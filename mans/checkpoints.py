@@ -45,6 +45,37 @@ def save_checkpoint(model: keras.Model, path: pathlib.Path, state: Mapping[str, 
     os.replace(tmp, path)
 
 
+def init_weights_from(model: keras.Model, path: str | os.PathLike) -> tuple[list[str], list[str]]:
+    """Copy into `model` the weights of every layer of `path`'s model with the same name and weight shapes.
+
+    For fine-tuning a run of another dataset (`--init-from`): the TARM, the GRUs and the STCM carry over, a
+    classifier of another class count starts afresh. Only layers with trainable weights are copied (a
+    BatchNormalization layer with its moving statistics), so the augmentation layers keep their own seeds.
+
+    Returns:
+        (copied, skipped): the names of the layers copied, and of those with weights that were not.
+    """
+    try:
+        source = keras.saving.load_model(path, compile=False)
+    except (OSError, ValueError, TypeError) as error:
+        raise UsageError(f"{path}: expected a .keras checkpoint to start from, could not load it ({error})") from None
+    weights_of = {layer.name: layer.get_weights() for layer in source.layers}
+    copied, skipped = [], []
+    for layer in model.layers:
+        if not layer.trainable_weights:
+            continue
+        theirs = weights_of.get(layer.name)
+        ours = layer.get_weights()
+        if theirs is not None and [w.shape for w in theirs] == [w.shape for w in ours]:
+            layer.set_weights(theirs)
+            copied.append(layer.name)
+        else:
+            skipped.append(layer.name)
+    if not copied:
+        raise UsageError(f"{path}: no layer of its model matches this run's model by name and shapes")
+    return copied, skipped
+
+
 def with_later_settings(record: dict) -> dict:
     """The run record with every setting added since it was written at that setting's default (the run was
     trained without it), so that a run folder of an earlier version resumes."""

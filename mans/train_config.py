@@ -62,6 +62,7 @@ class TrainConfig:
     use_tarm: bool = _paper(True)
     stcm_residual: bool = _paper(True)
     imagenet_weights: str | None = _ours(None)
+    init_from: str | None = _ours(None)  # a .keras checkpoint whose matching layers start the run
     augment: bool = _paper(False)  # the demo trains without augmentation; strengths below apply when on
     rotation: float = _ours(30.0)  # degrees about the body's vertical axis (mans.augment)
     scale: float = _ours(0.1)  # relative
@@ -164,6 +165,8 @@ def check_config(config: TrainConfig) -> None:
             raise UsageError(f"{name} must be one of {', '.join(choices)}. Received: {name}={value!r}")
     if config.imagenet_weights is not None and not pathlib.Path(config.imagenet_weights).is_file():
         raise UsageError(f"imagenet_weights: expected an HDF5 weights file, found no file {config.imagenet_weights}")
+    if config.init_from is not None and not pathlib.Path(config.init_from).is_file():
+        raise UsageError(f"init_from: expected a .keras checkpoint, found no file {config.init_from}")
 
 
 def check_data_fits(data: data_lib.DataFile, config: TrainConfig, benchmarks: Sequence[str]) -> None:

@@ -141,6 +141,10 @@ def _make_model(plan: _Plan, steps_per_epoch: int) -> keras.Model:
         augmentation_seed=config.seed,
         mirror_columns=preprocess.mirror_columns(datasets.get_dataset(plan.data.dataset).layout, plan.data.size),
     )
+    if config.init_from is not None and plan.resume_state is None:
+        copied, skipped = checkpoints.init_weights_from(model, config.init_from)
+        fresh = f"; starting afresh: {', '.join(skipped)}" if skipped else ""
+        print(f"started from {config.init_from}: {len(copied)} layers copied{fresh}")
     _compile(model, config, plan.data.num_classes, steps_per_epoch)
     if plan.resume_state is not None:
         model.optimizer.build(model.trainable_variables)

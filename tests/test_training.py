@@ -293,3 +293,28 @@ def test_seeds_train_one_run_per_seed_in_its_own_folder(tmp_path, capsys, monkey
         training.train({"data": "a.h5", "out": str(out), "seeds": [1, 2], "seed": 5})
     with pytest.raises(UsageError, match="differ"):
         training.train({"data": "a.h5", "out": str(out), "seeds": [1, 1]})
+
+
+def test_init_from_copies_every_matching_layer_and_starts_a_new_classifier(tmp_path):
+    from mans.model import build_model
+
+    keras.utils.set_random_seed(1)
+    source = build_model(20, augmentation={"rotation": 30.0}, augmentation_seed=1)
+    source.save(tmp_path / "msr.keras")
+    keras.utils.set_random_seed(2)
+    target = build_model(10, augmentation={"rotation": 30.0}, augmentation_seed=2)
+    before = target.get_layer("predictions").get_weights()
+    copied, skipped = checkpoints.init_weights_from(target, tmp_path / "msr.keras")
+    assert skipped == ["predictions"] and "tarm_x" in copied and len(copied) > 10
+    for name in copied:
+        ours, theirs = target.get_layer(name).get_weights(), source.get_layer(name).get_weights()
+        for mine, copy in zip(ours, theirs, strict=True):
+            np.testing.assert_array_equal(mine, copy)
+    for ours, fresh in zip(target.get_layer("predictions").get_weights(), before, strict=True):
+        np.testing.assert_array_equal(ours, fresh)
+    (tmp_path / "broken.keras").write_text("not a zip")
+    with pytest.raises(UsageError, match="broken.keras: expected a .keras checkpoint"):
+        checkpoints.init_weights_from(target, tmp_path / "broken.keras")
+    with pytest.raises(UsageError, match="init_from: expected a .keras checkpoint, found no file"):
+        train_config.check_config(dataclasses.replace(train_config.resolve_config({"data": "a", "out": "b"})[0],
+                                                         init_from=str(tmp_path / "absent.keras")))
