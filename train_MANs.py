@@ -92,7 +92,7 @@ def parser() -> argparse.ArgumentParser:
                          "cut away (the rest is stretched back over it), default 0")
     p.add_argument("--init-from", metavar="CHECKPOINT", help="start from the weights of a .keras checkpoint (a run "
                    "on another dataset, say): every layer of the same name and shapes; a classifier of another "
-                   "class count starts afresh")
+                   "class count starts afresh; none: not the dataset's default checkpoint")
     p.add_argument("--imagenet-weights", help="HDF5 of ImageNet weights for the densenet161 STCM (by layer name)")
     p.add_argument(
         "--mixed-precision",

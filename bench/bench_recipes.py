@@ -8,6 +8,8 @@ then the chosen recipe's MSR Action3D cross-subject top-1 over seeds, and the TA
     python bench/bench_recipes.py --msr ../shared/data/msr_action3d --seeds 1 2 3
     python bench/bench_recipes.py --utkinect ../shared/data/utkinect_train --ablation
     python bench/bench_recipes.py --utkinect ../shared/data/utkinect_train --study --only crop --subjects 1 3
+    python bench/bench_recipes.py --utkinect ../shared/data/utkinect_train --study --only hips \
+        --init-from runs/msr-xsub/last.keras     # every UT-Kinect run fine-tuned from an MSR Action3D run
 
 Each run trains through `mans.training.train_one` with the recipe's flags over the dataset defaults, and is
 scored on the held-out subject(s) with the checkpoint the run keeps (last.keras; best.keras is the same), alone
@@ -129,6 +131,8 @@ def main() -> None:
     parser.add_argument("--ablation", action="store_true", help="TARM x augmentation, leave-one-subject-out")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1])
     parser.add_argument("--only", help="run only the study recipes whose name contains this text")
+    parser.add_argument("--init-from", help="a .keras checkpoint every UT-Kinect run starts from (train_MANs.py "
+                        "--init-from), e.g. an MSR Action3D run")
     parser.add_argument("--subjects", type=int, nargs="+", help="held-out subjects to run (default: every one; "
                         "fewer give a partial estimate, for a quick look only)")
     args = parser.parse_args()
@@ -140,6 +144,8 @@ def main() -> None:
             for name, (preprocessing, flags) in STUDY.items():
                 if args.only and args.only not in name:
                     continue
+                if args.init_from:
+                    name, flags = f"{name}, fine-tuned from {args.init_from}", {**flags, "init_from": args.init_from}
                 print(f"UT-Kinect LOSO: {name}", flush=True)
                 data = convert("utkinect", args.utkinect, preprocessing, work)
                 rows.append(("UT-Kinect LOSO", name, loso(data, flags, args.seeds, work / "runs", args.subjects)))
