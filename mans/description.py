@@ -75,7 +75,7 @@ class Training(_Strict):
     mirror: float | None = Field(None, ge=0, le=1)
     bn_recompute: bool | None = None
     val: Literal["holdout", "test", "none"] | None = None
-    init_from: str | None = None  # a .keras checkpoint to fine-tune from; relative: a file in the mans package
+    init_from: str | None = None  # a .keras checkpoint to fine-tune from (train_MANs.py --init-from)
     preset: Literal["small-data"] | None = None  # mans.datasets.SMALL_DATA_TRAIN_DEFAULTS, the keys above override
 
 

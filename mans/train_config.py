@@ -17,7 +17,6 @@ from mans import model as model_lib
 from mans.data import UsageError
 
 SCHEDULES = ("plateau", "cosine")
-PACKAGE_DIR = pathlib.Path(__file__).resolve().parent  # a dataset's relative init_from is a file in here
 
 
 def _paper(default: object) -> dataclasses.Field:
@@ -118,7 +117,7 @@ def resolve_config(
             raise UsageError(f"setting {field.name!r} is required")
         else:
             values[field.name], sources[field.name] = field.default, field.metadata["source"]
-    values["init_from"] = _init_from_path(values["init_from"], sources["init_from"])
+    values["init_from"] = _init_from_path(values["init_from"])
     variant = str(values["variant"])
     if variant not in model_lib.VARIANT_DEFAULTS:
         raise UsageError(f"variant must be one of {sorted(model_lib.VARIANT_DEFAULTS)}. Received: {variant!r}")
@@ -128,13 +127,9 @@ def resolve_config(
     return TrainConfig(**values), sources
 
 
-def _init_from_path(value: object, source: str) -> str | None:
-    """`init_from` as a path: "none" turns a dataset's default off, and a dataset's relative path names a file
-    inside the `mans` package (its shipped checkpoints, `mans/pretrained/`)."""
-    if value is None or str(value).lower() == "none":
-        return None
-    path = pathlib.Path(str(value))
-    return str(PACKAGE_DIR / path) if source == "dataset" and not path.is_absolute() else str(path)
+def _init_from_path(value: object) -> str | None:
+    """`init_from` as a path, or None: "none" turns off a default that a dataset's description gives."""
+    return None if value is None or str(value).lower() == "none" else str(value)
 
 
 def check_config(config: TrainConfig) -> None:

@@ -320,11 +320,9 @@ def test_init_from_copies_every_matching_layer_and_starts_a_new_classifier(tmp_p
                                                          init_from=str(tmp_path / "absent.keras")))
 
 
-def test_a_datasets_init_from_names_a_file_in_the_package_and_none_turns_it_off():
-    shipped = {"init_from": "pretrained/model.keras"}
-    config, sources = train_config.resolve_config({"data": "a", "out": "b"}, shipped)
-    assert config.init_from == str(train_config.PACKAGE_DIR / "pretrained" / "model.keras")
-    assert sources["init_from"] == "dataset"
-    assert train_config.resolve_config({"data": "a", "out": "b", "init_from": "none"}, shipped)[0].init_from is None
-    mine = train_config.resolve_config({"data": "a", "out": "b", "init_from": "runs/x.keras"}, shipped)[0]
-    assert mine.init_from == "runs/x.keras"
+
+def test_none_turns_off_a_datasets_init_from():
+    given = {"init_from": "runs/msr/last.keras"}
+    config, sources = train_config.resolve_config({"data": "a", "out": "b"}, given)
+    assert config.init_from == "runs/msr/last.keras" and sources["init_from"] == "dataset"
+    assert train_config.resolve_config({"data": "a", "out": "b", "init_from": "none"}, given)[0].init_from is None
