@@ -131,7 +131,7 @@ def main() -> None:
     parser.add_argument("--ablation", action="store_true", help="TARM x augmentation, leave-one-subject-out")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1])
     parser.add_argument("--only", help="run only the study recipes whose name contains this text")
-    parser.add_argument("--init-from", help="a .keras checkpoint every UT-Kinect run starts from (train_MANs.py "
+    parser.add_argument("--init-from", help="a .keras checkpoint every --study run starts from (train_MANs.py "
                         "--init-from), e.g. an MSR Action3D run")
     parser.add_argument("--subjects", type=int, nargs="+", help="held-out subjects to run (default: every one; "
                         "fewer give a partial estimate, for a quick look only)")

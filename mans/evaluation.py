@@ -386,6 +386,14 @@ def dataset_or_none(data_path: str | os.PathLike) -> str | None:
         return None
 
 
+def first_missing(paths: Sequence[pathlib.Path]) -> str | None:
+    """None when every file exists, else the first missing one and how many more are missing."""
+    missing = [str(path) for path in paths if not path.is_file()]
+    if not missing:
+        return None
+    return f"{missing[0]}{f' and {len(missing) - 1} more' if len(missing) > 1 else ''}"
+
+
 def evaluate_folds(
     run_dir: str | os.PathLike,
     data_path: str | os.PathLike,
@@ -402,12 +410,11 @@ def evaluate_folds(
     run_dir = pathlib.Path(run_dir)
     folds = splits_lib.folds(benchmark, dataset_or_none(data_path))
     checkpoints = [run_dir / fold / checkpoint_name for fold in folds]
-    missing = [str(path) for path in checkpoints if not path.is_file()]
+    missing = first_missing(checkpoints)
     if missing:
         raise UsageError(
-            f"expected one checkpoint per {benchmark} fold in {run_dir}, found none at {missing[0]}"
-            f"{f' and {len(missing) - 1} more' if len(missing) > 1 else ''} (train them with train_MANs.py "
-            f"--benchmark {benchmark} --out {run_dir})"
+            f"expected one checkpoint per {benchmark} fold in {run_dir}, found none at {missing} (train them with "
+            f"train_MANs.py --benchmark {benchmark} --out {run_dir})"
         )
     per_fold = {fold: evaluate(path, data_path, fold, **options) for fold, path in zip(folds, checkpoints, strict=True)}
     summary: dict[str, object] = {"benchmark": benchmark, "data": str(pathlib.Path(data_path).resolve()),

@@ -124,12 +124,9 @@ def evaluate_seeds(
     nested = len(folds) > 1
     checkpoints = {fold: [(member / fold if nested else member) / checkpoint_name for member in members]
                    for fold in folds}
-    missing = [str(path) for paths in checkpoints.values() for path in paths if not path.is_file()]
+    missing = evaluation.first_missing([path for paths in checkpoints.values() for path in paths])
     if missing:
-        raise UsageError(
-            f"expected {checkpoint_name} in every seed folder of {run_dir}, found none at {missing[0]}"
-            f"{f' and {len(missing) - 1} more' if len(missing) > 1 else ''}"
-        )
+        raise UsageError(f"expected {checkpoint_name} in every seed folder of {run_dir}, found none at {missing}")
     per_fold = {}
     for fold, paths in checkpoints.items():
         for path in paths:
@@ -140,7 +137,7 @@ def evaluate_seeds(
         "benchmark": benchmark,
         "data": str(pathlib.Path(data_path).resolve()),
         "checkpoint": checkpoint_name,
-        "seeds": [int(member.name[len("seed-"):]) for member in members],
+        "seeds": [runfolder.seed_of(member) for member in members],
         "folds": len(folds),
     }
     for key in ("top1", "top5", "mean_class_accuracy"):

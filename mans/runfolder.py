@@ -50,10 +50,16 @@ def seed_folder(out: str | os.PathLike, seed: int) -> pathlib.Path:
     return pathlib.Path(out) / f"seed-{seed}"
 
 
+def seed_of(folder: pathlib.Path) -> int | None:
+    """The seed of a `seed_folder`, or None for a folder not named so."""
+    number = folder.name.removeprefix("seed-")
+    return int(number) if number != folder.name and number.lstrip("-").isdigit() else None
+
+
 def seed_folders(out: str | os.PathLike) -> list[pathlib.Path]:
     """The members of a seed ensemble in `out`, by seed: its `seed-<number>` folders."""
-    found = [p for p in pathlib.Path(out).glob("seed-*") if p.is_dir() and p.name[5:].lstrip("-").isdigit()]
-    return sorted(found, key=lambda p: int(p.name[5:]))
+    found = [p for p in pathlib.Path(out).glob("seed-*") if p.is_dir() and seed_of(p) is not None]
+    return sorted(found, key=seed_of)
 
 
 def library_versions() -> dict[str, str]:

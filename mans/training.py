@@ -55,10 +55,14 @@ class _Plan:
     resume_state: dict | None
 
 
-def _plan(flags: Mapping[str, object], argv: Sequence[str] | None) -> _Plan:
-    """Check everything the user asked for, without writing anything."""
+def _require_data_and_out(flags: Mapping[str, object]) -> None:
     if not flags.get("data") or not flags.get("out"):
         raise UsageError("both data and out are required")
+
+
+def _plan(flags: Mapping[str, object], argv: Sequence[str] | None) -> _Plan:
+    """Check everything the user asked for, without writing anything."""
+    _require_data_and_out(flags)
     try:
         data = data_lib.open_data(flags["data"])
     except (ValueError, FileNotFoundError) as error:
@@ -224,8 +228,7 @@ def train(flags: Mapping[str, object], argv: Sequence[str] | None = None) -> Tra
     folds = splits_lib.folds(str(benchmark), dataset) if benchmark else ()
     if len(folds) <= 1:
         return train_one(flags, argv)
-    if not flags.get("out"):
-        raise UsageError("both data and out are required")
+    _require_data_and_out(flags)
     results = []
     for number, fold in enumerate(folds, start=1):
         print(f"== fold {number}/{len(folds)}: {fold}")
@@ -243,8 +246,7 @@ def _train_seeds(flags: dict, seeds: list[int], argv: Sequence[str] | None) -> l
         raise UsageError(f"give --seed or --seeds, not both (seed {flags['seed']}, seeds {seeds})")
     if len(set(seeds)) != len(seeds):
         raise UsageError(f"--seeds must differ from each other. Received: {seeds}")
-    if not flags.get("out"):
-        raise UsageError("both data and out are required")
+    _require_data_and_out(flags)
     results: list[TrainResult] = []
     for number, seed in enumerate(seeds, start=1):
         print(f"== seed {seed} ({number}/{len(seeds)})")
