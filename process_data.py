@@ -50,10 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--signs", choices=["demo", "rigid"],
                         help="sign fixes of the view normalisation: demo (the authors': each axis tested alone) or "
                         "rigid (the frame stays a rotation, no one-axis reflections); default: the dataset's (README)")
-    parser.add_argument("--centre", choices=["first", "frame"],
+    parser.add_argument("--centre", choices=["first", "frame", "floor"],
                         help="origin of the view normalisation: first (the demo's: each body's hip centre in its "
-                        "first frame, for the whole recording) or frame (every frame's own hip centre); default: "
-                        "the dataset's (README)")
+                        "first frame, for the whole recording), frame (every frame's own hip centre) or floor "
+                        "(every frame's hips in the horizontal plane, the first frame's height); default: the "
+                        "dataset's (README)")
     parser.add_argument("--workers", type=int, help="processes (default: all cores)")
     parser.add_argument("--limit", type=int, help="only the first N files, in name order")
     parser.add_argument("--strict", action="store_true", help="any skipped sample is an error")

@@ -54,6 +54,8 @@ def parser() -> argparse.ArgumentParser:
                    help="at the end, set the BatchNormalization statistics of best.keras and last.keras from "
                    "the training samples (default off for NTU)")
     p.add_argument("--label-smoothing", type=float, help="label smoothing of the training loss in [0, 1), default 0")
+    p.add_argument("--mixup", type=float, help="mixup of training samples: lam ~ Beta(a, a) per sample, a > 0; "
+                   "default 0 (off)")
     p.add_argument("--ema", type=float, help="keep an exponential moving average of the weights with this momentum "
                    "in [0, 1) and save it as last.keras at the end; default 0 (off)")
     p.add_argument("--gru-units", type=int, help="TARM width; default 64 (resnet) or 128 (densenet161)")

@@ -219,7 +219,8 @@ def load_split(path: str | os.PathLike, rows: np.ndarray) -> samples.PackedImage
 
 
 class SkeletonBatches(keras.utils.PyDataset):
-    """Batches (x, y) of the rows `rows` of a mans HDF5 file, x (B, S, S, 3) float32, y (B,) int32.
+    """Batches (x, y) of the rows `rows` of a mans HDF5 file, x (B, S, S, 3) float32, y (B,) int32 (or (B, K)
+    float32 one-hot targets where `num_classes` is K).
 
     Two modes:
     - `shuffle_seed=None`: every row once, in file order; `num_batches` = ceil(n / batch_size)
@@ -243,6 +244,10 @@ class SkeletonBatches(keras.utils.PyDataset):
             (len(rows), S, S, 3) array of images; None to read from the file.
         shard: (index, count): serve only every count-th sample of each batch, from the index-th on (a
             multi-process JAX run: each process feeds its own part of the global batch).
+        num_classes: K for (B, K) one-hot targets, None for integer labels.
+        mixup: shuffled mode with `num_classes` only: each sample becomes lam x + (1 - lam) x', its targets the
+            same mix, x' another sample of its batch and lam ~ Beta(mixup, mixup) drawn per sample from
+            `default_rng((shuffle_seed, epoch, step))` (so a resumed run mixes the same pairs); 0: off.
         workers, use_multiprocessing, max_queue_size: see `keras.utils.PyDataset`.
     """
 
@@ -259,6 +264,8 @@ class SkeletonBatches(keras.utils.PyDataset):
         drop_remainder: bool = False,
         x: np.ndarray | samples.PackedImages | samples.DenseImages | None = None,
         shard: tuple[int, int] = (0, 1),
+        num_classes: int | None = None,
+        mixup: float = 0.0,
         workers: int = 1,
         use_multiprocessing: bool = False,
         max_queue_size: int = 10,
@@ -280,6 +287,10 @@ class SkeletonBatches(keras.utils.PyDataset):
         self.shard = (int(shard[0]), int(shard[1]))
         if not 0 <= self.shard[0] < self.shard[1]:
             raise ValueError(f"shard must be (index, count) with 0 <= index < count. Received: {shard}")
+        if mixup < 0 or (mixup and (num_classes is None or shuffle_seed is None)):
+            raise ValueError(f"mixup must be >= 0 and needs num_classes and shuffle_seed. Received: mixup={mixup}")
+        self.num_classes = num_classes
+        self.mixup = float(mixup)
         n = len(self.rows)
         full = n // self.batch_size if drop_remainder and n >= self.batch_size else math.ceil(n / self.batch_size)
         self.steps_per_epoch = min(full, max_steps) if max_steps else full
@@ -302,10 +313,13 @@ class SkeletonBatches(keras.utils.PyDataset):
                 raise IndexError(f"batch {index} out of range [0, {self.steps_per_epoch})")
             chosen = np.arange(index * self.batch_size, min((index + 1) * self.batch_size, len(self.rows)))
         else:
-            epoch = self.initial_epoch + index // self.steps_per_epoch
-            step = index % self.steps_per_epoch
+            epoch, step = self.epoch_and_step(index)
             chosen = np.sort(self.epoch_order(epoch)[step * self.batch_size : (step + 1) * self.batch_size])
         return chosen[self.shard[0] :: self.shard[1]]
+
+    def epoch_and_step(self, index: int) -> tuple[int, int]:
+        """The epoch and the step within it of stream batch `index` (shuffled mode)."""
+        return self.initial_epoch + index // self.steps_per_epoch, index % self.steps_per_epoch
 
     def epoch_order(self, epoch: int) -> np.ndarray:
         """The permutation of positions used in `epoch` (shuffled mode)."""
@@ -320,7 +334,13 @@ class SkeletonBatches(keras.utils.PyDataset):
             images = self.x.images(pos)
         else:
             images = self._images_from_file().images(self.rows[pos])
-        return images, self.labels[pos]
+        if self.num_classes is None:
+            return images, self.labels[pos]
+        targets = np.eye(self.num_classes, dtype=np.float32)[self.labels[pos]]
+        if self.mixup:
+            rng = np.random.default_rng((int(self.shuffle_seed), *self.epoch_and_step(int(index))))
+            return mix_pairs(images, targets, self.mixup, rng)
+        return images, targets
 
     def _images_from_file(self) -> samples.ImageReader:
         """The file's reader, opened once per process (h5py handles do not survive a fork)."""
@@ -340,6 +360,20 @@ class SkeletonBatches(keras.utils.PyDataset):
         state["_reader"] = None
         state["_pid"] = None
         return state
+
+
+def mix_pairs(
+    images: np.ndarray, targets: np.ndarray, alpha: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mixup (Zhang et al. 2018) within a batch: sample i becomes lam_i x_i + (1 - lam_i) x_p(i), and so do its
+    targets, for a random permutation p of the batch and lam_i ~ Beta(alpha, alpha).
+
+    Zero padding (absent frames, bodies and joint columns) stays zero wherever both samples have it.
+    """
+    lam = rng.beta(alpha, alpha, size=len(images)).astype(np.float32)
+    partner = rng.permutation(len(images))
+    mixed = lam[:, None, None, None] * images + (1 - lam[:, None, None, None]) * images[partner]
+    return mixed.astype(np.float32), lam[:, None] * targets + (1 - lam[:, None]) * targets[partner]
 
 
 def _as_str(value: object) -> str:

@@ -97,7 +97,7 @@ class Description(_Strict):
     splits: dict[str, Split] = Field(min_length=1)
     frames: Literal["pad", "resample"] = "pad"
     signs: Literal["demo", "rigid"] = "demo"  # the sign fixes of the view normalisation (mans.preprocess.SIGNS)
-    centre: Literal["first", "frame"] = "first"  # the origin of the view normalisation (mans.preprocess.CENTRES)
+    centre: Literal["first", "frame", "floor"] = "first"  # origin of the view normalisation (mans.preprocess.CENTRES)
     training: Training = Training()
 
     @pydantic.model_validator(mode="after")

@@ -39,8 +39,10 @@ FRAMES = ("pad", "resample")
 SIGNS = ("demo", "rigid")
 # The origin of the view normalisation: "first" is the demo's (each body's hip centre in its reference frame, kept
 # for the whole recording, so the image also holds where the actor walks or crouches to); "frame" (ours) moves
-# the origin to every frame's own hip centre of its first body present (`centre_frames`), after the sign fixes.
-CENTRES = ("first", "frame")
+# the origin to every frame's own hip centre of its first body present (`centre_frames`), after the sign fixes;
+# "floor" (ours) moves it in the horizontal plane only, so the image keeps how high the hips are (sitting down,
+# bending) but not where the actor walks to.
+CENTRES = ("first", "frame", "floor")
 NUM_JOINTS = 25
 MAX_BODIES = 2
 TORSO = (0, 1, 4, 8, 12, 16, 20)  # spine base, spine mid, shoulders, hips, spine shoulder
@@ -278,12 +280,14 @@ def fix_signs(rows: np.ndarray, layout: JointLayout | None = None, signs: str = 
     return rows
 
 
-def centre_frames(rows: np.ndarray, layout: JointLayout | None = None) -> np.ndarray:
+def centre_frames(rows: np.ndarray, layout: JointLayout | None = None, keep_height: bool = False) -> np.ndarray:
     """(T, columns, 3) rows with each frame's origin at the mean of the layout's `origin` joints of its first body
     present; every body of the frame is moved by the same vector, so two actors keep their relative place.
 
-    Absent bodies (zero rows) stay zero. 2D keypoints: only the joints seen move, by the mean of the origin joints
-    seen; a frame without one keeps its origin, and the score channel is left alone. Returns a float64 copy.
+    keep_height: move only along the horizontal channels (all but the up channel: z in 3D, y in 2D), so the
+    height of the hips above the first frame's stays in the image. Absent bodies (zero rows) stay zero. 2D
+    keypoints: only the joints seen move, by the mean of the origin joints seen; a frame without one keeps its
+    origin, and the score channel is left alone. Returns a float64 copy.
     """
     layout = layout or NTU_LAYOUT
     dims = layout.dims
@@ -298,6 +302,8 @@ def centre_frames(rows: np.ndarray, layout: JointLayout | None = None) -> np.nda
     counted = moves[frame, first][:, list(layout.origin), None]  # (T, n, 1): its origin joints that count
     origin = bodies[frame, first][:, list(layout.origin), :dims]  # (T, n, dims)
     centre = (origin * counted).sum(axis=1) / np.maximum(counted.sum(axis=1), 1)  # (T, dims); none: 0
+    if keep_height:
+        centre[:, dims - 1] = 0.0  # the up channel: z in 3D, y in 2D
     bodies[..., :dims] -= np.where(moves[..., None], centre[:, None, None, :], 0.0)
     return bodies.reshape(np.shape(rows))
 
@@ -410,9 +416,12 @@ def normalised_rows(skel, preprocessing: Preprocessing = DEMO, layout: JointLayo
 
 
 def signed_and_centred(rows: np.ndarray, layout: JointLayout, preprocessing: Preprocessing) -> np.ndarray:
-    """The view-normalised rows after the sign fixes (step 5) and, where the centre is "frame", `centre_frames`."""
+    """The view-normalised rows after the sign fixes (step 5) and, where the centre is "frame" or "floor",
+    `centre_frames`."""
     rows = fix_signs(rows, layout, preprocessing.signs)
-    return centre_frames(rows, layout) if preprocessing.centre == "frame" else rows
+    if preprocessing.centre == "first":
+        return rows
+    return centre_frames(rows, layout, keep_height=preprocessing.centre == "floor")
 
 
 def image_from_rows(rows: np.ndarray, size: int, frames: str = "pad") -> np.ndarray:

@@ -71,6 +71,7 @@ class TrainConfig:
     mirror: float = _ours(0.0)  # probability of a left-right mirror image
     crop: float = _ours(0.0)  # random temporal crop: the largest share of the recorded span cut away
     label_smoothing: float = _ours(0.0)  # mans.regularise
+    mixup: float = _ours(0.0)  # Beta(a, a) of mixup between training samples (mans.data.mix_pairs); 0: off
     ema: float = _ours(0.0)  # momentum of an exponential moving average of the weights, kept at the end (0: off)
     mixed_precision: str = _ours("off")
     jit_compile: bool | None = _ours(None)
@@ -153,6 +154,7 @@ def check_config(config: TrainConfig) -> None:
         ("mirror", 0 <= config.mirror <= 1, "in [0, 1]"),
         ("crop", 0 <= config.crop < 1, "in [0, 1)"),
         ("label_smoothing", 0 <= config.label_smoothing < 1, "in [0, 1)"),
+        ("mixup", config.mixup >= 0, ">= 0"),
         ("ema", 0 <= config.ema < 1, "in [0, 1)"),
         ("workers", config.workers >= 1, ">= 1"),
         ("steps_per_epoch", config.steps_per_epoch is None or config.steps_per_epoch >= 1, ">= 1"),

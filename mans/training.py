@@ -117,11 +117,8 @@ def _compile(model: keras.Model, config: TrainConfig, num_classes: int, steps_pe
     )
     model.compile(
         optimizer=optimizer,
-        loss=regularise.training_loss(config.label_smoothing),
-        metrics=[
-            keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
-            keras.metrics.SparseTopKCategoricalAccuracy(k=min(5, num_classes), name="top5"),
-        ],
+        loss=regularise.training_loss(config.label_smoothing, dense=config.mixup > 0),
+        metrics=regularise.accuracy_metrics(num_classes, dense=config.mixup > 0),
         jit_compile="auto" if config.jit_compile is None else config.jit_compile,
     )
 
@@ -179,6 +176,8 @@ def _batches(plan: _Plan, rows: np.ndarray, *, train: bool, epoch: int, replicas
         drop_remainder=train and replicas > 1,
         x=x,
         shard=distribution.process_shard(config.distribute),
+        num_classes=plan.data.num_classes if config.mixup > 0 else None,
+        mixup=config.mixup if train else 0.0,
         workers=config.workers,
         use_multiprocessing=config.use_multiprocessing,
     )

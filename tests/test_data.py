@@ -150,3 +150,32 @@ def test_process_shards_partition_each_batch(h5):
         assert sorted(pieces) == list(whole.positions(index))
     with pytest.raises(ValueError, match="shard"):
         batches(h5, rows, shard=(2, 2))
+
+
+def test_mixup_mixes_pairs_of_a_batch_and_a_resumed_run_mixes_the_same(h5):
+    """Each mixed sample is lam x_i + (1 - lam) x_j of two samples of its batch, with the same lam on its
+    one-hot targets (rows summing to 1); batch i is still a pure function of i; without mixup the targets
+    are the one-hot labels."""
+    rows, labels = np.arange(60), data_lib.open_data(h5).labels
+    plain = batches(h5, rows, shuffle_seed=5, num_classes=10)
+    mixed = batches(h5, rows, shuffle_seed=5, num_classes=10, mixup=0.4)
+    (x, y), (x_mix, y_mix) = plain[11], mixed[11]
+    np.testing.assert_array_equal(y, np.eye(10, dtype=np.float32)[labels[rows[plain.positions(11)]]])
+    np.testing.assert_allclose(y_mix.sum(axis=1), 1, rtol=1e-6)
+    assert not np.allclose(x_mix, x)
+    for i in range(len(x)):  # solve x_mix[i] = lam x[i] + (1 - lam) x[j] for some partner j
+        fits = []
+        for j in range(len(x)):
+            d = (x[i] - x[j]).ravel()
+            lam = 1.0 if not d.any() else float(d @ (x_mix[i] - x[j]).ravel() / (d @ d))
+            if np.allclose(x_mix[i], lam * x[i] + (1 - lam) * x[j], atol=1e-5):
+                fits.append((j, lam))
+        assert fits, f"sample {i} is no mix of two samples of its batch"
+        j, lam = fits[0]
+        np.testing.assert_allclose(y_mix[i], lam * y[i] + (1 - lam) * y[j], atol=1e-5)
+    resumed = batches(h5, rows, shuffle_seed=5, num_classes=10, mixup=0.4, initial_epoch=1)
+    assert all(np.array_equal(a, b) for a, b in zip(resumed[3], mixed[11]))
+    with pytest.raises(ValueError, match="mixup"):
+        batches(h5, rows, mixup=0.4, num_classes=10)  # an ordered pass is never mixed
+    with pytest.raises(ValueError, match="mixup"):
+        batches(h5, rows, shuffle_seed=5, mixup=0.4)  # mixup needs targets

@@ -479,6 +479,27 @@ def test_centre_frame_is_the_first_centre_minus_each_frame_hips(tmp_path):
         process_skeleton(skel, centre="middle")
 
 
+def test_centre_floor_takes_away_each_frame_hips_in_the_horizontal_plane_only(tmp_path):
+    """process_skeleton(centre="floor") = the default image less every row's hip midpoint in x and y; z (up)
+    keeps the first frame's origin, so a body that crouches still shows it."""
+    skel = load(tmp_path, [[(BODY_ID, BODY + (0.1 * t, 0.05 * t, -0.05 * t))] for t in range(5)])
+    first = process_skeleton(skel, frames="resample")
+    floor = process_skeleton(skel, frames="resample", centre="floor")
+    hips = first[:, [12, 16]].mean(axis=1, keepdims=True)  # (S, 1, 3)
+    assert np.abs(hips[..., :2]).max() > 0.3 and np.abs(hips[..., 2]).max() > 0.1
+    np.testing.assert_allclose(floor[:, :25, :2], first[:, :25, :2] - hips[..., :2], atol=1e-6)
+    np.testing.assert_array_equal(floor[..., 2], first[..., 2])
+    np.testing.assert_array_equal(floor[:, 25:], 0)
+
+
+def test_centre_frames_keeping_height_of_2d_keypoints_moves_x_only():
+    layout = preprocess.JointLayout(num_joints=2, max_bodies=1, torso=(0, 1), mirror=(), origin=(0, 1), hips=(0, 1),
+                                    up=0, feet=(), dims=2)
+    rows = np.array([[[1.0, 2.0, 0.9], [3.0, 4.0, 0.8]]])
+    out = preprocess.centre_frames(rows, layout, keep_height=True)
+    np.testing.assert_allclose(out, [[[-1.0, 2.0, 0.9], [1.0, 4.0, 0.8]]])
+
+
 def test_preprocessing_record_reads_the_attrs_of_files_that_predate_a_choice():
     """A file's attrs round-trip through the record; a choice a file predates takes the demo's; a bad value is
     refused naming the setting."""

@@ -75,6 +75,25 @@ def test_label_smoothing_loss_matches_keras_and_the_crop_flag_reaches_the_model(
     assert model.loss.label_smoothing == 0.1
 
 
+def test_mixup_trains_on_soft_targets_and_validates_on_one_hot(h5, tmp_path):
+    from mans import regularise
+
+    soft = np.array([[0.7, 0.3, 0.0], [0.0, 0.0, 1.0]], np.float32)
+    scores = np.array([[0.6, 0.3, 0.1], [0.1, 0.3, 0.6]], np.float32)
+    expected = -np.mean(np.sum(soft * np.log(scores), axis=1))
+    np.testing.assert_allclose(float(regularise.training_loss(0.0, dense=True)(soft, scores)), expected, rtol=1e-5)
+    out = tmp_path / "run"
+    assert train_MANs.main(["--data", str(h5), "--out", str(out), *TINY, "--mixup", "0.2", "--val", "holdout"]) == 0
+    record = json.loads((out / "config.json").read_text())
+    assert (record["config"]["mixup"], record["sources"]["mixup"]) == (0.2, "flag")
+    log = (out / "log.csv").read_text().splitlines()
+    assert {"accuracy", "val_accuracy", "val_top5"} <= set(log[0].split(",")) and len(log) == 2
+    assert isinstance(keras.saving.load_model(out / "last.keras").loss, keras.losses.CategoricalCrossentropy)
+    config, _ = train_config.resolve_config({"data": "d", "out": "o", "mixup": -1.0})
+    with pytest.raises(UsageError, match="mixup must be >= 0"):
+        train_config.check_config(config)
+
+
 def test_unknown_and_bad_settings():
     with pytest.raises(UsageError, match="unknown setting .'batchsize'.*batch_size"):
         train_config.resolve_config({"data": "d", "out": "o", "batchsize": 3})
