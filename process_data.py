@@ -44,9 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--mode", choices=["faithful", "denoised"], default="faithful",
                         help="faithful: the authors' demo, quirks included; denoised: CTR-GCN's NTU "
                         "denoising of the bodies (README), noise listed in <out stem>.denoised.csv")
-    parser.add_argument("--frames", choices=["pad", "resample"],
-                        help="time axis to S rows: pad (the demo's zero-padding / sampling) or resample (the "
-                        "recorded frames interpolated onto all S rows); default: the dataset's (README)")
+    parser.add_argument("--frames", choices=["pad", "resample", "timed"],
+                        help="time axis to S rows: pad (the demo's zero-padding / sampling), resample (the "
+                        "recorded frames interpolated onto all S rows) or timed (the same at instants evenly spaced "
+                        "in time, where the reader gives capture times: UT-Kinect); default: the dataset's (README)")
     parser.add_argument("--signs", choices=["demo", "rigid"],
                         help="sign fixes of the view normalisation: demo (the authors': each axis tested alone) or "
                         "rigid (the frame stays a rotation, no one-axis reflections); default: the dataset's (README)")

@@ -95,7 +95,7 @@ class Description(_Strict):
     labels: str = "labels.csv"  # folder reader: the labels table, relative to the skeletons folder
     columns: list[str] = ["subject"]  # the labels table's grouping columns (beside sequence and action)
     splits: dict[str, Split] = Field(min_length=1)
-    frames: Literal["pad", "resample"] = "pad"
+    frames: Literal["pad", "resample", "timed"] = "pad"
     signs: Literal["demo", "rigid"] = "demo"  # the sign fixes of the view normalisation (mans.preprocess.SIGNS)
     centre: Literal["first", "frame", "floor"] = "first"  # origin of the view normalisation (mans.preprocess.CENTRES)
     training: Training = Training()

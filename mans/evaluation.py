@@ -505,7 +505,8 @@ class Predictor:
 
     def image(self, skel, source: str = "") -> np.ndarray:
         """The (S, S, 3) image of a recording, exactly as the training data was made."""
-        return preprocess.image_from_rows(self.rows(skel, source), self.size, self.preprocessing.frames)
+        times = preprocess.row_times(skel, self.preprocessing)
+        return preprocess.image_from_rows(self.rows(skel, source), self.size, self.preprocessing.frames, times)
 
     def scores(self, images: np.ndarray) -> np.ndarray:
         """Softmax scores (n, classes) float32 of (n, S, S, 3) images, through the compiled predict function

@@ -118,11 +118,12 @@ def explain_recording(
     probe: `inspector(predictor.model)`, built once for many recordings (built here when None).
     """
     rows = predictor.rows(recording.skeleton, source or recording.name)
-    image = preprocess.image_from_rows(rows, predictor.size, predictor.preprocessing.frames)
+    times = preprocess.row_times(recording.skeleton, predictor.preprocessing)
+    image = preprocess.image_from_rows(rows, predictor.size, predictor.preprocessing.frames, times)
     outputs = (probe or inspector(predictor.model)).predict_on_batch(image[None])  # batch of 1
     scores, seen = np.asarray(outputs[0][0], np.float32), np.asarray(outputs[1][0], np.float32)
     attention = np.asarray(outputs[2][0], np.float64) if len(outputs) > 2 else None  # (3, S)
-    sources = preprocess.fixed_length_sources(len(rows), predictor.size, predictor.preprocessing.frames)
+    sources = preprocess.fixed_length_sources(len(rows), predictor.size, predictor.preprocessing.frames, times)
     shown, most, least = _shown_rows(np.flatnonzero(sources >= 0), attention)
     return Explanation(
         name=recording.name,

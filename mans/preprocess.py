@@ -31,8 +31,10 @@ from mans.denoise import DenoisedSequence, DenoiseError, denoise_skeleton
 
 MODES = ("faithful", "denoised")
 # Time axis to S rows: "pad" is the demo's step 6 (zero-pad a short recording, sample a long one); "resample"
-# (ours) interpolates the recorded frames linearly onto all S rows, so that every action fills the image.
-FRAMES = ("pad", "resample")
+# (ours) interpolates the recorded frames linearly onto all S rows, so that every action fills the image; "timed"
+# (ours) does so at S instants evenly spaced in time, where a reader gives capture times (`Skeleton.times`:
+# UT-Kinect's camera skips frames unevenly), and is "resample" elsewhere.
+FRAMES = ("pad", "resample", "timed")
 # Step 5, the sign fixes: "demo" is the authors' (each axis tested alone: a noisy foot test negates y alone and
 # turns the sequence into its front-back reflection); "rigid" (ours) keeps the frame a rotation: an up axis
 # that points down negates up and the facing axis together, and nothing else is ever negated.
@@ -326,15 +328,25 @@ def to_fixed_length(array: np.ndarray, size: int, axis: int = 0) -> np.ndarray:
     return array
 
 
-def resample_rows(rows: np.ndarray, size: int) -> np.ndarray:
-    """(T, ...) rows linearly interpolated at `size` evenly spaced positions from the first to the last row."""
+def resample_rows(rows: np.ndarray, size: int, times: np.ndarray | None = None) -> np.ndarray:
+    """(T, ...) rows linearly interpolated at `size` evenly spaced positions from the first to the last row, or,
+    given the rows' increasing capture `times` (T,), at `size` instants evenly spaced from the first to the last."""
     rows = np.asarray(rows, np.float64)
     if len(rows) == 1:
         return np.repeat(rows, size, axis=0)
-    position = np.linspace(0, len(rows) - 1, size)
+    position = np.linspace(0, len(rows) - 1, size) if times is None else _positions_in_time(times, len(rows), size)
     low = np.minimum(np.floor(position).astype(int), len(rows) - 2)
     weight = (position - low).reshape(-1, *([1] * (rows.ndim - 1)))
     return rows[low] * (1 - weight) + rows[low + 1] * weight
+
+
+def _positions_in_time(times: np.ndarray, count: int, size: int) -> np.ndarray:
+    """(size,) fractional row positions of `size` instants evenly spaced over `times` (increasing, one a row)."""
+    times = np.asarray(times, np.float64)
+    if times.shape != (count,) or not np.all(np.diff(times) > 0):
+        raise ValueError(f"expected {count} increasing frame times, found {times.shape[0]} not all increasing"
+                         if times.shape == (count,) else f"expected {count} frame times, found shape {times.shape}")
+    return np.interp(np.linspace(times[0], times[-1], size), times, np.arange(count, dtype=np.float64))
 
 
 def _check(skel) -> None:
@@ -424,16 +436,32 @@ def signed_and_centred(rows: np.ndarray, layout: JointLayout, preprocessing: Pre
     return centre_frames(rows, layout, keep_height=preprocessing.centre == "floor")
 
 
-def image_from_rows(rows: np.ndarray, size: int, frames: str = "pad") -> np.ndarray:
-    """Step 6: (T, columns, 3) rows -> the (size, size, 3) float32 image, time and joint columns fixed to S."""
-    timed = resample_rows(rows, size) if frames == "resample" else to_fixed_length(rows, size, axis=0)
-    return to_fixed_length(timed, size, axis=1).astype(np.float32)
+def image_from_rows(
+    rows: np.ndarray, size: int, frames: str = "pad", times: np.ndarray | None = None
+) -> np.ndarray:
+    """Step 6: (T, columns, 3) rows -> the (size, size, 3) float32 image, time and joint columns fixed to S.
+
+    times: the rows' capture times (`row_times`), used where `frames` is "timed"; None: evenly spaced.
+    """
+    if frames == "pad":
+        fixed = to_fixed_length(rows, size, axis=0)
+    else:
+        fixed = resample_rows(rows, size, times if frames == "timed" else None)
+    return to_fixed_length(fixed, size, axis=1).astype(np.float32)
 
 
-def fixed_length_sources(n: int, size: int, frames: str = "pad") -> np.ndarray:
-    """(size,) int64: the entry of `n` that each of the S rows holds (the nearest one where "resample"
+def row_times(skel, preprocessing: Preprocessing) -> np.ndarray | None:
+    """The capture times of the rows `normalised_rows` gives (one a recorded frame in faithful mode), or None:
+    no times recorded, or denoised mode, whose rows count its kept frames evenly."""
+    return skel.times if preprocessing.mode == "faithful" else None
+
+
+def fixed_length_sources(n: int, size: int, frames: str = "pad", times: np.ndarray | None = None) -> np.ndarray:
+    """(size,) int64: the entry of `n` that each of the S rows holds (the nearest one where "resample" or "timed"
     interpolates), -1 for padding."""
-    if frames == "resample":
+    if frames == "timed" and times is not None and n > 1:
+        return np.rint(_positions_in_time(times, n, size)).astype(np.int64)
+    if frames in ("resample", "timed"):
         return np.rint(np.linspace(0, n - 1, size)).astype(np.int64)
     return to_fixed_length(np.arange(1, n + 1), size) - 1
 
@@ -452,7 +480,8 @@ def process_skeleton(
     Args: skel: a `mans.skeleton_io.Skeleton` (coords (F, B, J, 3), body_counts (F,), body_ids (F, B)).
         mode: "faithful" or "denoised". size: S >= the layout's joint columns (50 for NTU).
         layout: the dataset's joints (NTU_LAYOUT or KINECT_V1_LAYOUT).
-        frames: "pad" (the demo) or "resample" (the recorded frames interpolated onto all S rows).
+        frames: "pad" (the demo), "resample" (the recorded frames interpolated onto all S rows) or "timed" (the
+            same at instants evenly spaced in time, where `skel.times` is given).
         signs: the sign fixes, "demo" (the authors') or "rigid" (`fix_signs`).
         centre: the origin, "first" (the demo's: each body's reference frame) or "frame" (`centre_frames`).
     Raises: SampleSkipped with a `.reason`; ValueError for a bad mode, size, frames, signs or centre.
@@ -467,7 +496,7 @@ def image_and_drops(
     faithful mode)."""
     check_size(size, layout)
     rows, dropped = _rows_and_drops(skel, preprocessing, layout)
-    return image_from_rows(rows, size, preprocessing.frames), dropped
+    return image_from_rows(rows, size, preprocessing.frames, row_times(skel, preprocessing)), dropped
 
 
 def _rows_and_drops(skel, preprocessing: Preprocessing, layout: JointLayout) -> tuple[np.ndarray, dict[int, str]]:

@@ -107,12 +107,15 @@ class Skeleton:
     body_counts: (F,) int32 bodies listed in each frame. B = max(body_counts).
     body_ids: (F, B) uint64 the Kinect bodyID of each listed body, 0 where absent.
     tracking: (F, B, 25) int8 per-joint trackingState (0 not tracked, 1 inferred, 2 tracked), 0 where absent.
+    times: (F,) float64 increasing capture times in any unit (UT-Kinect: the camera's frame numbers, which skip),
+        or None where the frames are evenly spaced (NTU: 30 frames a second).
     """
 
     coords: np.ndarray
     body_counts: np.ndarray
     body_ids: np.ndarray
     tracking: np.ndarray
+    times: np.ndarray | None = None
 
     @property
     def num_frames(self) -> int:

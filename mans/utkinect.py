@@ -132,7 +132,8 @@ def read_joints(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
 
 
 def cut_segment(frame_numbers: np.ndarray, coords: np.ndarray, segment: Segment, source: str = "") -> Skeleton:
-    """The lines of a recording whose frame number lies in [start, end]; a repeated number keeps its first."""
+    """The lines of a recording whose frame number lies in [start, end]; a repeated number keeps its first.
+    The Skeleton's `times` are those frame numbers: the camera skips 1 to 9 frames between two samples."""
     start, end = sorted((segment.start, segment.end))  # an end may come out of order
     inside = np.flatnonzero((frame_numbers >= start) & (frame_numbers <= end))
     if inside.size == 0:
@@ -150,6 +151,7 @@ def cut_segment(frame_numbers: np.ndarray, coords: np.ndarray, segment: Segment,
         body_counts=np.ones(count, dtype=np.int32),
         body_ids=np.ones((count, 1), dtype=np.uint64),
         tracking=np.full((count, 1, NUM_JOINTS), 2, dtype=np.int8),
+        times=frame_numbers[keep].astype(np.float64),
     )
 
 

@@ -174,7 +174,7 @@ def test_mixup_mixes_pairs_of_a_batch_and_a_resumed_run_mixes_the_same(h5):
         j, lam = fits[0]
         np.testing.assert_allclose(y_mix[i], lam * y[i] + (1 - lam) * y[j], atol=1e-5)
     resumed = batches(h5, rows, shuffle_seed=5, num_classes=10, mixup=0.4, initial_epoch=1)
-    assert all(np.array_equal(a, b) for a, b in zip(resumed[3], mixed[11]))
+    assert all(np.array_equal(a, b) for a, b in zip(resumed[3], mixed[11], strict=True))
     with pytest.raises(ValueError, match="mixup"):
         batches(h5, rows, mixup=0.4, num_classes=10)  # an ordered pass is never mixed
     with pytest.raises(ValueError, match="mixup"):

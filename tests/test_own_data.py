@@ -228,7 +228,7 @@ def edit(path: pathlib.Path, change) -> pathlib.Path:
     (lambda d: d.update(colour="red"), "key 'colour': unknown key (known: format, name, reader, actions"),
     (lambda d: d["view"].update(centre=["torso"]), "key 'view.centre': unknown key (known: origin, torso, hips"),
     (lambda d: d.pop("splits"), "key 'splits': required key missing"),
-    (lambda d: d.update(frames="stretch"), "key 'frames': Input should be 'pad' or 'resample'"),
+    (lambda d: d.update(frames="stretch"), "key 'frames': Input should be 'pad', 'resample' or 'timed'"),
     (lambda d: d.update(coordinates="xyzw"), "key 'coordinates'"),
     (lambda d: d["training"].update(epochs=0), "key 'training.epochs'"),
     (lambda d: d["splits"].update(xview={"train": {"view": [1, 2]}}),

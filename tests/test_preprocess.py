@@ -390,6 +390,24 @@ def test_resample_fills_every_row_by_linear_interpolation():
     np.testing.assert_allclose(preprocess.resample_rows(np.arange(9.0)[:, None], 3)[:, 0], [0, 4, 8])
 
 
+def test_timed_resampling_interpolates_at_instants_evenly_spaced_in_time(tmp_path):
+    """Frames captured at times 0 2 3 7: S rows at times 0..7 evenly spaced, each coordinate np.interp of the
+    recorded ones; evenly spaced times give the plain resampling; a skeleton without times is resampled."""
+    times = np.array([0.0, 2.0, 3.0, 7.0])
+    rows = np.random.default_rng(0).normal(size=(4, 2, 3))
+    out = preprocess.resample_rows(rows, 8, times)
+    for joint, coord in np.ndindex(2, 3):
+        np.testing.assert_allclose(out[:, joint, coord], np.interp(np.arange(8.0), times, rows[:, joint, coord]))
+    np.testing.assert_allclose(preprocess.resample_rows(rows, 9, 10 + 3 * np.arange(4.0)),
+                               preprocess.resample_rows(rows, 9), atol=1e-12)
+    with pytest.raises(ValueError, match="increasing"):
+        preprocess.resample_rows(rows, 8, np.array([0.0, 2.0, 2.0, 7.0]))
+    assert preprocess.fixed_length_sources(4, 8, "timed", times).tolist() == [0, 0, 1, 2, 2, 2, 3, 3]  # nearest
+    skel = load(tmp_path, [[(BODY_ID, BODY + (0.01 * k, 0.0, 0.02 * k))] for k in range(5)])
+    assert skel.times is None
+    np.testing.assert_array_equal(process_skeleton(skel, frames="timed"), process_skeleton(skel, frames="resample"))
+
+
 def test_frames_option_changes_only_the_time_axis(tmp_path):
     skel = load(tmp_path, [[(BODY_ID, BODY + (0.01 * k, 0.0, 0.02 * k))] for k in range(20)])
     padded = preprocess.process_skeleton(skel, size=50)

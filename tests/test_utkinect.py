@@ -57,6 +57,7 @@ def test_segment_keeps_first_line_of_a_repeated_frame(tmp_path):
     walk = samples["s01_e01_walk"]
     assert walk.coords.shape == (3, 1, 20, 3)  # frames 10, 12, 14 (14 twice in the file: first kept)
     np.testing.assert_allclose(walk.coords[:, 0, 0, 0], [10.0, 12.0, 14.0])
+    np.testing.assert_array_equal(walk.times, [10.0, 12.0, 14.0])  # the camera's frame numbers
     assert walk.body_counts.tolist() == [1, 1, 1]
     # ranges may touch or overlap, and an end may come before its start
     np.testing.assert_allclose(samples["s01_e01_sitDown"].coords[:, 0, 0, 0], [14.0, 16.0])
