@@ -44,6 +44,7 @@ RESAMPLE = {"frames": "resample", "signs": "demo", "centre": "first"}
 RIGID = {"frames": "resample", "signs": "rigid", "centre": "first"}
 FRAME_CENTRE = {"frames": "resample", "signs": "rigid", "centre": "frame"}
 FLOOR_CENTRE = {"frames": "resample", "signs": "rigid", "centre": "floor"}
+TIMED = {"frames": "timed", "signs": "rigid", "centre": "frame"}
 STUDY = {
     "previous default (60 plateau epochs)": (PAD, DEMO_RECIPE),
     "+ cosine 100 epochs, BN statistics recomputed": (PAD, {"mirror": 0.0}),
@@ -56,6 +57,7 @@ STUDY = {
     "+ weight decay 5e-4 (tried, not adopted)": (FRAME_CENTRE, {"l2": 5e-4}),
     "+ label smoothing 0.1 (tried, not adopted)": (FRAME_CENTRE, {"label_smoothing": 0.1}),
     "+ hips centred in the horizontal plane only (--centre floor)": (FLOOR_CENTRE, {}),
+    "+ frames resampled in time (--frames timed)": (TIMED, {}),
     "+ mixup 0.2": (FRAME_CENTRE, {"mixup": 0.2}),
     "+ rotation 60, scale 0.2": (FRAME_CENTRE, {"rotation": 60.0, "scale": 0.2}),
 }
