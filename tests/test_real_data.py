@@ -142,3 +142,30 @@ def test_frame_centre_takes_each_frames_hips_away_and_reaches_the_predictor(utki
     np.testing.assert_array_equal(images["frame"][:, :, 35:], 0)
     predictor = predictor_of(tmp_path / "frame.h5", utkinect / "joints" / "joints_s03_e02.txt", images["frame"])
     assert predictor.preprocessing.centre == "frame"
+
+
+def test_floor_centre_takes_each_frames_hips_away_in_the_horizontal_plane(utkinect, tmp_path):
+    """centre "floor" stores the "first" rows minus each row's hip midpoint in x and y only: z, the height above
+    the first frame's hips, stays (sitting down still lowers every joint); the predictor preprocesses alike."""
+    images = converted_images(utkinect, tmp_path, "centre", ("first", "floor"))
+    hips = images["first"][:, :, [15 + 12, 15 + 16]].mean(axis=2, keepdims=True)
+    assert np.abs(hips[..., 2]).max() > 0.2  # the actors sit and bend
+    joints = slice(15, 35)
+    np.testing.assert_allclose(images["floor"][:, :, joints, :2], images["first"][:, :, joints, :2] - hips[..., :2],
+                               atol=1e-5)
+    np.testing.assert_array_equal(images["floor"][..., 2], images["first"][..., 2])
+    predictor = predictor_of(tmp_path / "floor.h5", utkinect / "joints" / "joints_s05_e01.txt", images["floor"])
+    assert predictor.preprocessing.centre == "floor"
+
+
+def test_timed_frames_follow_the_camera_frame_numbers_and_reach_the_predictor(utkinect, tmp_path):
+    """UT-Kinect's camera skips 1 to 9 frames between two skeletons: "timed" images differ from "resample"
+    ones in the sequences sampled unevenly, keep their first and last rows, and a raw recording read by the
+    predictor of a timed file is preprocessed with its frame numbers, as the file's samples were."""
+    images = converted_images(utkinect, tmp_path, "frames", ("resample", "timed"))
+    differ = [i for i in range(100) if not np.allclose(images["resample"][i], images["timed"][i], atol=1e-6)]
+    assert len(differ) > 50
+    for row in (0, -1):
+        np.testing.assert_allclose(images["timed"][:, row], images["resample"][:, row], atol=1e-6)
+    predictor = predictor_of(tmp_path / "timed.h5", utkinect / "joints" / "joints_s07_e02.txt", images["timed"])
+    assert predictor.preprocessing.frames == "timed"
