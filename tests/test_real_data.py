@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from mans import msr_action3d, samples, splits, storage
+from mans import datasets, msr_action3d, samples, splits, storage
 
 
 @pytest.fixture(scope="module")
@@ -156,6 +156,7 @@ def test_floor_centre_takes_each_frames_hips_away_in_the_horizontal_plane(utkine
     np.testing.assert_array_equal(images["floor"][..., 2], images["first"][..., 2])
     predictor = predictor_of(tmp_path / "floor.h5", utkinect / "joints" / "joints_s05_e01.txt", images["floor"])
     assert predictor.preprocessing.centre == "floor"
+    assert datasets.get_dataset("utkinect").centre == datasets.get_dataset("msr-action3d").centre == "floor"
 
 
 def test_timed_frames_follow_the_camera_frame_numbers_and_reach_the_predictor(utkinect, tmp_path):
