@@ -334,18 +334,23 @@ def resample_rows(rows: np.ndarray, size: int, times: np.ndarray | None = None) 
     rows = np.asarray(rows, np.float64)
     if len(rows) == 1:
         return np.repeat(rows, size, axis=0)
-    position = np.linspace(0, len(rows) - 1, size) if times is None else _positions_in_time(times, len(rows), size)
+    position = row_positions(len(rows), size, times)
     low = np.minimum(np.floor(position).astype(int), len(rows) - 2)
     weight = (position - low).reshape(-1, *([1] * (rows.ndim - 1)))
     return rows[low] * (1 - weight) + rows[low + 1] * weight
 
 
-def _positions_in_time(times: np.ndarray, count: int, size: int) -> np.ndarray:
-    """(size,) fractional row positions of `size` instants evenly spaced over `times` (increasing, one a row)."""
+def row_positions(count: int, size: int, times: np.ndarray | None = None) -> np.ndarray:
+    """(size,) fractional positions among `count` rows of `size` points evenly spaced from the first row to the
+    last: evenly in rows, or, given the rows' increasing capture `times` (count,), evenly in time."""
+    if times is None:
+        return np.linspace(0, count - 1, size)
     times = np.asarray(times, np.float64)
-    if times.shape != (count,) or not np.all(np.diff(times) > 0):
-        raise ValueError(f"expected {count} increasing frame times, found {times.shape[0]} not all increasing"
-                         if times.shape == (count,) else f"expected {count} frame times, found shape {times.shape}")
+    if times.shape != (count,):
+        raise ValueError(f"expected {count} frame times, found shape {times.shape}")
+    backwards = np.count_nonzero(np.diff(times) <= 0)
+    if backwards:
+        raise ValueError(f"expected increasing frame times, found {backwards} repeated or going back")
     return np.interp(np.linspace(times[0], times[-1], size), times, np.arange(count, dtype=np.float64))
 
 
@@ -446,8 +451,13 @@ def image_from_rows(
     if frames == "pad":
         fixed = to_fixed_length(rows, size, axis=0)
     else:
-        fixed = resample_rows(rows, size, times if frames == "timed" else None)
+        fixed = resample_rows(rows, size, _times_used(frames, times))
     return to_fixed_length(fixed, size, axis=1).astype(np.float32)
+
+
+def _times_used(frames: str, times: np.ndarray | None) -> np.ndarray | None:
+    """The capture times the time axis follows: the given ones where `frames` is "timed", else none."""
+    return times if frames == "timed" else None
 
 
 def row_times(skel, preprocessing: Preprocessing) -> np.ndarray | None:
@@ -459,10 +469,8 @@ def row_times(skel, preprocessing: Preprocessing) -> np.ndarray | None:
 def fixed_length_sources(n: int, size: int, frames: str = "pad", times: np.ndarray | None = None) -> np.ndarray:
     """(size,) int64: the entry of `n` that each of the S rows holds (the nearest one where "resample" or "timed"
     interpolates), -1 for padding."""
-    if frames == "timed" and times is not None and n > 1:
-        return np.rint(_positions_in_time(times, n, size)).astype(np.int64)
     if frames in ("resample", "timed"):
-        return np.rint(np.linspace(0, n - 1, size)).astype(np.int64)
+        return np.rint(row_positions(n, size, _times_used(frames, times))).astype(np.int64)
     return to_fixed_length(np.arange(1, n + 1), size) - 1
 
 

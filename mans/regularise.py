@@ -53,4 +53,3 @@ def accuracy_metrics(num_classes: int, dense: bool = False) -> list[keras.metric
         keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
         keras.metrics.SparseTopKCategoricalAccuracy(k, name="top5"),
     ]
-
