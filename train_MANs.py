@@ -75,6 +75,12 @@ def parser() -> argparse.ArgumentParser:
         help="ablation: no TARM, the STCM sees the raw skeleton image",
     )
     p.add_argument(
+        "--tarm-identity-start",
+        action=argparse.BooleanOptionalAction,
+        help="start each TARM as the identity (its output Dense at zero) instead of the demo's random start; "
+        "the same network (default off)",
+    )
+    p.add_argument(
         "--no-stcm-residual",
         dest="stcm_residual",
         action="store_false",

@@ -60,6 +60,7 @@ STUDY = {
     "+ frames resampled in time (--frames timed)": (TIMED, {}),
     "+ mixup 0.2": (FRAME_CENTRE, {"mixup": 0.2}),
     "+ rotation 60, scale 0.2": (FRAME_CENTRE, {"rotation": 60.0, "scale": 0.2}),
+    "+ each TARM started as the identity (--tarm-identity-start)": (FLOOR_CENTRE, {"tarm_identity_start": True}),
 }
 ABLATION = {
     "TARM on, augmentation on (the default)": {},

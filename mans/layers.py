@@ -34,6 +34,10 @@ class TARM(keras.layers.Layer):
         l2: float >= 0, L2 factor on the GRU input kernels only (1e-4; 0 means no regularizer).
         reset_after: bool, the GRU's reset-gate convention. False is the demo's Keras 2 GRU (one bias
             vector per gate); True is Keras 3's default and cuDNN's.
+        identity_start: bool. False: the output Dense starts as Keras' glorot_uniform (the demo). True: it
+            starts at zero, so the layer starts as the identity (out = a) and learns its recalibration as a
+            residual from there (the zero-initialised last layer of a residual branch, Goyal et al. 2017).
+            The network is the same either way; only its starting weights differ.
         channel: None or int. None: the input is one channel, (B, T, J), and so is the output. An int c:
             the input is the whole skeleton image (B, T, J, C), the layer reads channel c and returns
             (B, T, J, 1), ready to be concatenated with the other channels (no Lambda split needed).
@@ -61,6 +65,7 @@ class TARM(keras.layers.Layer):
         l2: float = 1e-4,
         reset_after: bool = False,
         channel: int | None = None,
+        identity_start: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -69,8 +74,9 @@ class TARM(keras.layers.Layer):
         _check_rate("dropout", dropout)
         _check_rate("recurrent_dropout", recurrent_dropout)
         _check_l2(l2)
-        if not isinstance(reset_after, bool):
-            raise ValueError(f"`reset_after` must be True or False. Received: reset_after={reset_after!r}")
+        for flag, value in (("reset_after", reset_after), ("identity_start", identity_start)):
+            if not isinstance(value, bool):
+                raise ValueError(f"`{flag}` must be True or False. Received: {flag}={value!r}")
         if channel is not None:
             _check_int("channel", channel, 0)
         self.units = units
@@ -80,6 +86,7 @@ class TARM(keras.layers.Layer):
         self.l2 = float(l2)
         self.reset_after = reset_after
         self.channel = channel
+        self.identity_start = identity_start
 
         self.embed = keras.layers.Dense(units, name="embed", dtype=self.dtype_policy)
         gru = keras.layers.GRU(
@@ -131,7 +138,8 @@ class TARM(keras.layers.Layer):
         policy = self.dtype_policy
         self.squeeze = keras.layers.Dense(bottleneck, activation="relu", name="squeeze", dtype=policy)
         self.excite = keras.layers.Dense(frames, activation="sigmoid", name="excite", dtype=policy)
-        self.project = keras.layers.Dense(joints, name="project", dtype=policy)
+        start = "zeros" if self.identity_start else "glorot_uniform"
+        self.project = keras.layers.Dense(joints, kernel_initializer=start, name="project", dtype=policy)
         self.embed.build((None, frames, joints))
         self.memory.build((None, frames, self.units))
         self.squeeze.build((None, frames))
@@ -169,6 +177,7 @@ class TARM(keras.layers.Layer):
             "l2": self.l2,
             "reset_after": self.reset_after,
             "channel": self.channel,
+            "identity_start": self.identity_start,
         }
 
 

@@ -79,6 +79,7 @@ def build_model(
     use_tarm: bool = True,
     stcm_residual: bool = True,
     reset_after: bool = False,
+    tarm_identity_start: bool = False,
     imagenet_weights: str | os.PathLike | None = None,
     augmentation: Mapping[str, float] | None = None,
     augmentation_seed: int | None = None,
@@ -101,6 +102,8 @@ def build_model(
         stcm_residual: False drops the shortcuts of the resnet STCM (plain conv blocks; ablation).
         reset_after: GRU bias convention; False is the demo's Keras 2 GRU (857,781 parameters at 60
             classes), True Keras 3's default and cuDNN's (858,933).
+        tarm_identity_start: True starts each TARM as the identity (its output Dense at zero, see
+            `mans.layers.TARM`); False starts it as the demo does. Same network, other starting weights.
         imagenet_weights: optional HDF5 file of ImageNet weights for the STCM, loaded by layer name
             (see `load_backbone_weights`).
         augmentation: training-only input transforms and their strengths, e.g. {"rotation": 30.0,
@@ -127,7 +130,12 @@ def build_model(
     _check_rate("dropout", dropout)
     _check_rate("recurrent_dropout", recurrent_dropout)
     _check_l2(l2)
-    flags = {"use_tarm": use_tarm, "stcm_residual": stcm_residual, "reset_after": reset_after}
+    flags = {
+        "use_tarm": use_tarm,
+        "stcm_residual": stcm_residual,
+        "reset_after": reset_after,
+        "tarm_identity_start": tarm_identity_start,
+    }
     for flag, value in flags.items():
         if not isinstance(value, bool):
             raise ValueError(f"`{flag}` must be True or False. Received: {flag}={value!r}")
@@ -163,6 +171,7 @@ def build_model(
                 l2=l2,
                 reset_after=reset_after,
                 channel=index,
+                identity_start=tarm_identity_start,
                 name=f"tarm_{axis}",
             )(x)  # (B, T, J, 1)
             for index, axis in enumerate("xyz")

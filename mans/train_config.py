@@ -60,6 +60,7 @@ class TrainConfig:
     recurrent_dropout: float | None = _paper(None)
     reset_after: bool = _paper(False)
     use_tarm: bool = _paper(True)
+    tarm_identity_start: bool = _ours(False)  # each TARM starts as the identity (its output Dense at zero)
     stcm_residual: bool = _paper(True)
     imagenet_weights: str | None = _ours(None)
     init_from: str | None = _ours(None)  # a .keras checkpoint whose matching layers start the run

@@ -122,11 +122,12 @@ def test_tarm_config_json_round_trip():
         l2=3e-4,
         reset_after=True,
         channel=2,
+        identity_start=True,
         name="tarm_z",
     )
     config = json.loads(json.dumps(layer.get_config()))
     expected = {"units": 12, "attention_ratio": 4, "dropout": 0.25, "recurrent_dropout": 0.1, "l2": 3e-4}
-    expected.update(reset_after=True, channel=2, name="tarm_z")
+    expected.update(reset_after=True, channel=2, identity_start=True, name="tarm_z")
     assert {key: config[key] for key in expected} == expected
     assert TARM.from_config(config).get_config() == layer.get_config()
     serialized = json.loads(json.dumps(keras.saving.serialize_keras_object(layer)))
@@ -165,6 +166,20 @@ def test_tarm_is_the_identity_when_its_projection_is_zero():
     x = _images(2, 16)
     for training in (False, True):  # the GRU dropouts cannot leak past a zero projection
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(stacked(x, training=training)), x)
+
+
+def test_tarm_identity_start_starts_as_the_identity_and_learns_away_from_it():
+    model = build_model(**TINY, tarm_identity_start=True)
+    stacked = keras.Model(model.input, model.get_layer("tarm_stack").output)
+    x = _images(4, 16)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(stacked(x)), x)
+    demo_model = build_model(**TINY)
+    demo = keras.Model(demo_model.input, demo_model.get_layer("tarm_stack").output)
+    assert np.abs(keras.ops.convert_to_numpy(demo(x)) - x).max() > 0.01  # the demo's start is not the identity
+    assert model.count_params() == demo_model.count_params()  # the same network
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="sparse_categorical_crossentropy")
+    model.fit(x, np.arange(4), epochs=2, batch_size=4, verbose=0)
+    assert np.abs(keras.ops.convert_to_numpy(stacked(x)) - x).max() > 0  # the projection trains from zero
 
 
 def test_tiny_model_overfits_random_samples():
@@ -334,6 +349,7 @@ def test_densenet161_loads_keras_densenet_names(tmp_path):
         ({"l2": -1.0}, "Received: l2=-1.0"),
         ({"attention_ratio": 0}, "Received: attention_ratio=0"),
         ({"use_tarm": "no"}, "Received: use_tarm='no'"),
+        ({"tarm_identity_start": 1}, "Received: tarm_identity_start=1"),
         ({"variant": "densenet161", "size": 16}, "size >= 32.*Received: size=16"),
         ({"variant": "densenet161", "stcm_residual": False}, "variant='resnet' only"),
         ({"imagenet_weights": 3}, "file path or None. Received: 3"),

@@ -75,6 +75,17 @@ def test_label_smoothing_loss_matches_keras_and_the_crop_flag_reaches_the_model(
     assert model.loss.label_smoothing == 0.1
 
 
+def test_tarm_identity_start_reaches_the_saved_model(h5, tmp_path):
+    out = tmp_path / "run"
+    tiny_with_tarm = [flag for flag in TINY if flag != "--no-tarm"]
+    assert train_MANs.main(["--data", str(h5), "--out", str(out), *tiny_with_tarm, "--tarm-identity-start",
+                            "--val", "none"]) == 0
+    record = json.loads((out / "config.json").read_text())
+    assert (record["config"]["tarm_identity_start"], record["sources"]["tarm_identity_start"]) == (True, "flag")
+    model = keras.saving.load_model(out / "last.keras")
+    assert all(model.get_layer(f"tarm_{axis}").identity_start for axis in "xyz")
+
+
 def test_mixup_trains_on_soft_targets_and_validates_on_one_hot(h5, tmp_path):
     from mans import regularise
 
