@@ -6,10 +6,15 @@ then the chosen recipe's MSR Action3D cross-subject top-1 over seeds, and the TA
 
     python bench/bench_recipes.py --utkinect ../shared/data/utkinect_train --study
     python bench/bench_recipes.py --msr ../shared/data/msr_action3d --seeds 1 2 3
+    python bench/bench_recipes.py --msr ../shared/data/msr_action3d --msr-loso --only identity
     python bench/bench_recipes.py --utkinect ../shared/data/utkinect_train --ablation
     python bench/bench_recipes.py --utkinect ../shared/data/utkinect_train --study --only crop --subjects 1 3
     python bench/bench_recipes.py --utkinect ../shared/data/utkinect_train --study --only hips \
         --init-from runs/msr-xsub/last.keras     # every UT-Kinect run fine-tuned from an MSR Action3D run
+
+`--msr-loso` runs the MSR_STUDY recipes leave-one-subject-out over MSR Action3D's cross-subject training
+subjects (1 3 5 7 9; the test subjects are left out of the converted file), the estimate on which an MSR
+Action3D default may be chosen.
 
 Each run trains through `mans.training.train_one` with the recipe's flags over the dataset defaults, and is
 scored on the held-out subject(s) with the checkpoint the run keeps (last.keras; best.keras is the same), alone
@@ -63,6 +68,10 @@ STUDY = {
     "+ rotation 60, scale 0.2": (FRAME_CENTRE, {**DEMO_START, "rotation": 60.0, "scale": 0.2}),
     "+ each TARM started as the identity (--tarm-identity-start)": (FLOOR_CENTRE, {"tarm_identity_start": True}),
 }
+MSR_STUDY = {
+    "the default (each TARM started as the identity)": {},
+    "each TARM started as the demo starts it (--no-tarm-identity-start)": DEMO_START,
+}
 ABLATION = {
     "TARM on, augmentation on (the default)": {},
     "TARM on, augmentation off": {"augment": False},
@@ -78,6 +87,19 @@ def convert(kind: str, folder: str, preprocessing: dict, work: pathlib.Path) -> 
     if not out.exists():
         storage.convert_folder(folder, out, dataset=kind, progress=False, command="bench_recipes.py", **preprocessing)
     return out
+
+
+def training_subjects_folder(folder: str, work: pathlib.Path) -> pathlib.Path:
+    """A folder of links to the MSR Action3D recordings of the cross-subject training subjects only."""
+    from mans import datasets, msr_action3d
+
+    train = datasets.get_dataset("msr-action3d").description.splits["xsub"].train["performer"]
+    linked = work / "msr-training-subjects"
+    linked.mkdir(exist_ok=True)
+    for path in msr_action3d.list_recordings(folder):
+        if msr_action3d.parse_name(path).subject in train and not (linked / path.name).exists():
+            (linked / path.name).symlink_to(path.resolve())
+    return linked
 
 
 def train_and_score(data: pathlib.Path, benchmark: str, flags: dict, seed: int, out: pathlib.Path) -> tuple:
@@ -137,6 +159,8 @@ def main() -> None:
     parser.add_argument("--utkinect", help="a UT-Kinect folder (the training subjects)")
     parser.add_argument("--msr", help="an MSR Action3D folder")
     parser.add_argument("--study", action="store_true", help="every recipe step, leave-one-subject-out on UT-Kinect")
+    parser.add_argument("--msr-loso", action="store_true", help="the MSR_STUDY recipes, leave-one-subject-out "
+                        "over MSR Action3D's training subjects (with --msr)")
     parser.add_argument("--ablation", action="store_true", help="TARM x augmentation, leave-one-subject-out")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1])
     parser.add_argument("--only", help="run only the study recipes whose name contains this text")
@@ -163,7 +187,15 @@ def main() -> None:
                 print(f"UT-Kinect LOSO ablation: {name}", flush=True)
                 data = convert("utkinect", args.utkinect, {}, work)
                 rows.append(("UT-Kinect LOSO", name, loso(data, flags, args.seeds, work / "runs", args.subjects)))
-        if args.msr:
+        if args.msr and args.msr_loso:
+            data = convert("msr-action3d", str(training_subjects_folder(args.msr, work)), {}, work)
+            for name, flags in MSR_STUDY.items():
+                if args.only and args.only not in name:
+                    continue
+                print(f"MSR Action3D LOSO over the training subjects: {name}", flush=True)
+                rows.append(("MSR LOSO (train subj.)", name, loso(data, flags, args.seeds, work / "runs",
+                                                                  args.subjects)))
+        elif args.msr:
             data = convert("msr-action3d", args.msr, {}, work)
             results = []
             for seed in args.seeds:

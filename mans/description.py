@@ -74,6 +74,7 @@ class Training(_Strict):
     augment: bool | None = None
     mirror: float | None = Field(None, ge=0, le=1)
     bn_recompute: bool | None = None
+    tarm_identity_start: bool | None = None  # each TARM starts as the identity (train_MANs.py --tarm-identity-start)
     val: Literal["holdout", "test", "none"] | None = None
     init_from: str | None = None  # a .keras checkpoint to fine-tune from (train_MANs.py --init-from)
     preset: Literal["small-data"] | None = None  # mans.datasets.SMALL_DATA_TRAIN_DEFAULTS, the keys above override

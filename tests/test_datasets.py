@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from mans import datasets
@@ -35,3 +37,13 @@ def test_detect_dataset():
     assert datasets.detect_dataset([1, 60, 3]) == "ntu60"
     assert datasets.detect_dataset([1, 61]) == "ntu120"
     assert datasets.detect_dataset([]) == "ntu60"
+
+
+def test_description_training_keys_override_the_preset():
+    from mans import description
+
+    desc = description.parse_description(json.loads(description.builtin_path("msr-action3d").read_text()))
+    changed = desc.model_copy(update={"training": description.Training(preset="small-data", tarm_identity_start=False,
+                                                                       epochs=7)})
+    defaults = datasets.spec_from_description(changed).train_defaults
+    assert defaults == {**datasets.SMALL_DATA_TRAIN_DEFAULTS, "tarm_identity_start": False, "epochs": 7}
