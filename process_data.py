@@ -37,8 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(then convert them if --out is given)")
     parser.add_argument("--out", help="HDF5 file to write (required with --skeletons)")
     parser.add_argument("--dataset", metavar="NAME_OR_JSON",
-                        help="a built-in dataset (ntu60, ntu120, utkinect, msr-action3d) or the path of a description "
-                        ".json file (README 'Your own data'); default: ntu120 if any action number > 60, else ntu60")
+                        help="a built-in dataset (ntu60, ntu120, utkinect, msr-action3d, utd-mhad) or the path of a "
+                        "description .json file (README 'Your own data'); default: ntu120 if any action number > 60, "
+                        "else ntu60")
     parser.add_argument("--missing-list", help="file of sample names to skip (NTU's samples with missing skeletons)")
     parser.add_argument("--size", type=int, default=50, help="frames and joint columns S (224 for the large variant)")
     parser.add_argument("--mode", choices=["faithful", "denoised"], default="faithful",

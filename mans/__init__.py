@@ -1,7 +1,7 @@
 """Memory Attention Networks (MANs) for skeleton-based action recognition, in Keras 3.
 
 Layers, lowest first (a module imports only from its own layer or those above it in this list):
-    skeleton_io, denoise, utkinect, msr_action3d, preprocess, splits, datasets,
+    skeleton_io, denoise, utkinect, msr_action3d, utd_mhad, preprocess, splits, datasets,
     synthetic, storage, recordings, cli                             numpy / h5py / pandas only, no Keras
     layers, augment, model                                          keras, keras.ops
     data, train_config, runfolder, checkpoints, distribution,

@@ -192,7 +192,7 @@ def known_names() -> list[str]:
 
 def get_dataset(name: str) -> DatasetSpec:
     """The `DatasetSpec` called `name`: a file's description read in this process, else a built-in one
-    ("ntu60", "ntu120", "utkinect", "msr-action3d")."""
+    ("ntu60", "ntu120", "utkinect", "msr-action3d", "utd-mhad")."""
     if name in _REGISTERED:
         return _REGISTERED[name]
     if name not in description_lib.builtin_names():

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 FORMAT = "mans-description/1"
 COORDINATES = ("xyz", "xy", "xy+score")
-READERS = ("folder", "ntu-skeleton", "utkinect", "msr-action3d")
+READERS = ("folder", "ntu-skeleton", "utkinect", "msr-action3d", "utd-mhad")
 # Columns of the stored file that a grouping column may not be called (the stored "performer" is the subject).
 RESERVED_COLUMNS = ("x", "label", "name", "frames", "performer", "sequence", "action")
 FIXED_COLUMNS = ("setup", "camera", "replication")  # stored as int16 columns of their own
@@ -85,7 +85,7 @@ class Description(_Strict):
 
     format: Literal["mans-description/1"] = FORMAT
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$", max_length=40)
-    reader: Literal["folder", "ntu-skeleton", "utkinect", "msr-action3d"] = "folder"
+    reader: Literal["folder", "ntu-skeleton", "utkinect", "msr-action3d", "utd-mhad"] = "folder"
     actions: list[str] = Field(min_length=2)
     joints: list[str] = Field(min_length=3)
     bodies: int = Field(1, ge=1, le=4)

@@ -9,6 +9,7 @@ A reader lists a folder's sequences as `Entry`s (name, stored columns, a source)
     ntu-skeleton   NTU RGB+D 60 / 120 `.skeleton` files (`mans.skeleton_io`)
     utkinect       UT-Kinect-Action3D: joints/ and actionLabel.txt (`mans.utkinect`)
     msr-action3d   MSR Action3D `aAA_sSS_eEE_skeleton3D.txt` files (`mans.msr_action3d`)
+    utd-mhad       UTD-MHAD `aA_sS_tT_skeleton.mat` files (`mans.utd_mhad`)
 
 Adding a raw format is a reader here (a `Reader` in `READERS`); a dataset in the documented format needs none.
 Numpy only. `load` functions are module-level so that worker processes can receive them.
@@ -25,7 +26,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from mans import msr_action3d, skeleton_io, utkinect
+from mans import msr_action3d, skeleton_io, utd_mhad, utkinect
 from mans.preprocess import SampleSkipped
 from mans.skeleton_io import Skeleton, parse_sample_name
 
@@ -171,7 +172,7 @@ def _load_utkinect(source: tuple[str, utkinect.Segment]) -> Skeleton:
     return utkinect.cut_segment(frame_numbers, coords, segment, path)
 
 
-# ---------------------------------------------------------------- MSR Action3D
+# ---------------------------------------------------------------- MSR Action3D and UTD-MHAD
 
 
 def _list_msr(folder, spec, options) -> Listing:
@@ -179,6 +180,15 @@ def _list_msr(folder, spec, options) -> Listing:
     for path, recording in msr_action3d.iter_recordings(folder):
         columns = {"label": recording.action - 1, "setup": 1, "camera": 1, "performer": recording.subject,
                    "replication": recording.episode}
+        entries.append(Entry(recording.name, columns, str(path)))
+    return Listing(entries, [], len(entries))
+
+
+def _list_utd(folder, spec, options) -> Listing:
+    entries = []
+    for path, recording in utd_mhad.iter_recordings(folder):
+        columns = {"label": recording.action - 1, "setup": 1, "camera": 1, "performer": recording.subject,
+                   "replication": recording.trial}
         entries.append(Entry(recording.name, columns, str(path)))
     return Listing(entries, [], len(entries))
 
@@ -322,6 +332,7 @@ READERS: dict[str, Reader] = {
     "ntu-skeleton": Reader(_list_ntu, _load_ntu, "file"),
     "utkinect": Reader(_list_utkinect, _load_utkinect, "segment"),
     "msr-action3d": Reader(_list_msr, msr_action3d.read_recording, "file"),
+    "utd-mhad": Reader(_list_utd, utd_mhad.read_recording, "file"),
     "folder": Reader(_list_folder, _load_folder, "sequence", whole_dataset=False),
 }
 

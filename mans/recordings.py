@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
-from mans import datasets, msr_action3d, readers, skeleton_io, utkinect
+from mans import datasets, msr_action3d, readers, skeleton_io, utd_mhad, utkinect
 from mans.preprocess import KINECT_V1_LAYOUT, NTU_LAYOUT, JointLayout
 from mans.readers import skeleton_from_frames  # noqa: F401 (mans.stream reads it from here)
 from mans.skeleton_io import Skeleton
@@ -123,6 +123,15 @@ MSR_ACTION3D_FILES = RecordingFormat(
     matches=lambda path: path.name.endswith("_skeleton3D.txt"),
     describes="MSR Action3D files (aAA_sSS_eEE_skeleton3D.txt)",
 )
+UTD_MHAD_FILES = RecordingFormat(
+    name="utd-mhad",
+    datasets=("utd-mhad",),
+    layout=KINECT_V1_LAYOUT,
+    bones=KINECT_V1_BONES,  # the reader puts UTD-MHAD's joints into Kinect v1's order
+    read=lambda path: [(utd_mhad.parse_name(path).name, utd_mhad.read_recording(path))],
+    matches=lambda path: path.name.endswith("_skeleton.mat"),
+    describes="UTD-MHAD files (aA_sS_tT_skeleton.mat)",
+)
 _FORMATS: dict[str, RecordingFormat] = {}
 
 
@@ -134,6 +143,7 @@ def register_format(fmt: RecordingFormat) -> None:
 register_format(NTU_SKELETON)
 register_format(UTKINECT_JOINTS)
 register_format(MSR_ACTION3D_FILES)
+register_format(UTD_MHAD_FILES)
 
 
 def formats() -> list[RecordingFormat]:

@@ -237,7 +237,7 @@ def convert_folder(
 ) -> ConversionSummary:
     """Convert a folder of recordings of any dataset into one HDF5 file (layout in the module docstring).
 
-    dataset: a built-in name ("ntu60", "ntu120", "utkinect", "msr-action3d"), a description .json file or a
+    dataset: a built-in name ("ntu60", "ntu120", "utkinect", "msr-action3d", "utd-mhad"), a description .json file or a
     `DatasetSpec`; None: NTU RGB+D, ntu120 when an action number exceeds 60, else ntu60. The description's
     reader (`mans.readers`) lists the sequences; each is read, preprocessed (`frames`, `signs`, `centre`:
     the description's when None) and stored in the reader's order. Skipped, with a reason in the skip report: names on

@@ -1,0 +1,298 @@
+"""The pooled estimate every default is chosen on: leave-one-subject-out over the training subjects of all three
+development datasets (UT-Kinect 1 3 5 7 9, MSR Action3D 1 3 5 7 9, UTD-MHAD 1 3 5 7), per dataset and as the mean
+of the three, over seeds. No test subject of any dataset is read.
+
+    python bench/bench_pooled.py --data-root ../shared/data --recipes default --seeds 1 --jobs 2 --commit
+    python bench/bench_pooled.py --report                  # the table of every recipe measured so far
+
+One row per finished run (recipe, dataset, held-out subject, seed) is appended to `bench/pooled/rows.jsonl` as
+soon as it finishes, and its test scores to `bench/pooled/scores.jsonl` (for the fused modalities); a run whose
+row is there is not run again, so the same command resumes an interrupted study. `--commit` commits the two
+files after every row. Each run is its own process pinned to one core (`taskset`, one thread), `--jobs` at a
+time. The figure of a run is that of the default evaluation: mirror test-time augmentation where the run trained
+on mirror images (evaluate.py's default), the image alone otherwise; both are kept.
+
+A recipe is a preprocessing (process_data.py settings over the dataset's) and training flags (train_MANs.py
+settings over the dataset's). "fused: A + B" rows of the report add the scores of recipes A and B run by run
+(evaluate.py --ensemble with equal weights).
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import time
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+
+HERE = pathlib.Path(__file__).resolve().parent
+ROWS = HERE / "pooled" / "rows.jsonl"
+SCORES = HERE / "pooled" / "scores.jsonl"
+WORK = pathlib.Path(os.environ.get("MANS_POOLED_WORK", "/tmp/mans-pooled"))
+
+# dataset: (built-in name, folder under --data-root, the training subjects whose folds are run)
+DATASETS = {
+    "utkinect": ("utkinect", "utkinect_train", (1, 3, 5, 7, 9)),
+    "msr-action3d": ("msr-action3d", "msr_action3d", (1, 3, 5, 7, 9)),
+    "utd-mhad": ("utd-mhad", "utd_mhad_train", (1, 3, 5, 7)),
+}
+# recipe: (preprocessing over the dataset's, training flags over the dataset's)
+RECIPES: dict[str, tuple[dict, dict]] = {
+    "default": ({}, {}),
+    "bone": ({"modality": "bone"}, {}),
+    "motion": ({"modality": "motion"}, {}),
+    "demo TARM start": ({}, {"tarm_identity_start": False}),
+    "no mirror": ({}, {"mirror": 0.0}),
+    "centre frame": ({"centre": "frame"}, {}),
+    "frames pad": ({"frames": "pad"}, {}),
+    "rotation 60 scale 0.2": ({}, {"rotation": 60.0, "scale": 0.2}),
+    "epochs 50": ({}, {"epochs": 50}),
+    "no TARM": ({}, {"use_tarm": False}),
+}
+FUSED = {"fused: joint + bone": ("default", "bone"), "fused: joint + bone + motion": ("default", "bone", "motion")}
+
+
+def read_jsonl(path: pathlib.Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def run_key(recipe: str, dataset: str, subject: int, seed: int) -> str:
+    return f"{recipe} | {dataset} | loso-{subject} | seed {seed}"
+
+
+def msr_training_folder(folder: pathlib.Path) -> pathlib.Path:
+    """A folder of links to MSR Action3D's cross-subject training recordings (subjects 1 3 5 7 9) only."""
+    from mans import msr_action3d
+
+    linked = WORK / "msr-training-subjects"
+    linked.mkdir(parents=True, exist_ok=True)
+    for path in msr_action3d.list_recordings(folder):
+        if msr_action3d.parse_name(path).subject in DATASETS["msr-action3d"][2] and not (linked / path.name).exists():
+            (linked / path.name).symlink_to(path.resolve())
+    return linked
+
+
+def converted(dataset: str, data_root: pathlib.Path, preprocessing: dict) -> pathlib.Path:
+    """The dataset's training subjects converted with `preprocessing` over its defaults (once; cached in WORK)."""
+    from mans import storage
+
+    name, folder, _ = DATASETS[dataset]
+    tag = "-".join(f"{k}={v}" for k, v in sorted(preprocessing.items())) or "defaults"
+    out = WORK / f"{dataset}-{tag}.h5"
+    if not out.exists():
+        source = data_root / folder
+        if dataset == "msr-action3d":
+            source = msr_training_folder(source)
+        storage.convert_folder(source, out, dataset=name, progress=False, command="bench_pooled.py", **preprocessing)
+    return out
+
+
+def run_one(job: dict) -> dict:
+    """Train one fold and score its held-out subject: the row and the scores (in the file's row order)."""
+    from mans import data as data_lib
+    from mans import evaluation, training
+
+    preprocessing, flags = RECIPES[job["recipe"]]
+    data = converted(job["dataset"], pathlib.Path(job["data_root"]), preprocessing)
+    benchmark = f"loso-{job['subject']}"
+    out = WORK / "runs" / run_key(job["recipe"], job["dataset"], job["subject"], job["seed"]).replace(" | ", "_")
+    started = time.perf_counter()
+    training.train_one({**flags, "data": str(data), "benchmark": benchmark, "out": str(out),
+                                 "seed": job["seed"], "overwrite": True}, argv=["bench_pooled.py"])
+    seconds = time.perf_counter() - started
+    opened = data_lib.open_data(data)
+    test = data_lib.select_splits(opened, benchmark, val="none").test
+    model = evaluation.load_checkpoint(out / "last.keras")
+    plain = evaluation.predict_scores(model, opened, test)
+    mirrored = plain + evaluation.predict_scores(model, opened, test, tta="mirror")
+    mirror_trained = float(json.loads((out / "config.json").read_text())["config"]["mirror"]) > 0
+    scores = mirrored / 2 if mirror_trained else plain
+    labels = opened.labels[test]
+    row = {**job, "key": run_key(job["recipe"], job["dataset"], job["subject"], job["seed"]),
+           "top1": 100 * float((scores.argmax(1) == labels).mean()),
+           "top1_plain": 100 * float((plain.argmax(1) == labels).mean()),
+           "top1_mirror_tta": 100 * float((mirrored.argmax(1) == labels).mean()),
+           "evaluation": "mirror TTA" if mirror_trained else "image alone",
+           "test_samples": int(len(test)), "train_seconds": round(seconds, 1)}
+    del row["data_root"]
+    return {"row": row, "scores": {"key": row["key"], "names": [str(n) for n in opened.names[test]],
+                                   "labels": labels.tolist(), "scores": np.round(scores, 5).tolist()}}
+
+
+def _run_pinned(job: dict, core: int) -> dict:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}
+    command = ["taskset", "-c", str(core), sys.executable, __file__, "--run-job", json.dumps(job)]
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode or not lines:
+        raise RuntimeError(f"{job}: exit {done.returncode}\n{done.stderr[-3000:]}")
+    return json.loads(lines[-1])
+
+
+def _commit(message: str) -> None:
+    for _ in range(5):
+        add = subprocess.run(["git", "-C", str(ROOT), "add", str(ROWS), str(SCORES)], capture_output=True)
+        done = subprocess.run(["git", "-C", str(ROOT), "commit", "-q", "-m", message, "--", str(ROWS), str(SCORES)],
+                              capture_output=True)
+        if add.returncode == 0 and done.returncode == 0:
+            return
+        time.sleep(2)  # another git process held the index lock
+    print(f"  (could not commit: {done.stderr.decode().strip()})", flush=True)
+
+
+def _append(result: dict) -> None:
+    ROWS.parent.mkdir(parents=True, exist_ok=True)
+    with open(ROWS, "a") as handle:
+        handle.write(json.dumps(result["row"]) + "\n")
+    with open(SCORES, "a") as handle:
+        handle.write(json.dumps(result["scores"]) + "\n")
+
+
+def pending_jobs(recipes: list[str], seeds: list[int], datasets: list[str], data_root: pathlib.Path) -> list[dict]:
+    done = {row["key"] for row in read_jsonl(ROWS)}
+    jobs = []
+    for recipe in recipes:
+        for seed in seeds:
+            for dataset in datasets:
+                for subject in DATASETS[dataset][2]:
+                    if run_key(recipe, dataset, subject, seed) not in done:
+                        jobs.append({"recipe": recipe, "dataset": dataset, "subject": subject, "seed": seed,
+                                     "data_root": str(data_root)})
+    return jobs
+
+
+def run_study(jobs: list[dict], workers: int, commit: bool) -> None:
+    for job in jobs:  # convert once, before the workers race for the same file
+        converted(job["dataset"], pathlib.Path(job["data_root"]), RECIPES[job["recipe"]][0])
+    print(f"{len(jobs)} runs to go, {workers} at a time", flush=True)
+    cores = list(range(workers))
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        futures = {}
+        for job in jobs:
+            while len(futures) >= workers:
+                finished, _ = concurrent.futures.wait(futures, return_when=concurrent.futures.FIRST_COMPLETED)
+                for future in finished:
+                    cores.append(futures.pop(future))
+                    _record(future, commit)
+            core = cores.pop(0)
+            futures[pool.submit(_run_pinned, job, core)] = core
+        for future in concurrent.futures.as_completed(futures):
+            _record(future, commit)
+
+
+def _record(future: concurrent.futures.Future, commit: bool) -> None:
+    try:
+        result = future.result()
+    except RuntimeError as error:
+        print(f"  failed: {error}", flush=True)
+        return
+    _append(result)
+    row = result["row"]
+    print(f"  {row['key']}: {row['top1']:.1f} % ({row['evaluation']}) in {row['train_seconds']:.0f} s", flush=True)
+    if commit:
+        _commit(f"bench/pooled: {row['key']}: {row['top1']:.1f} %")
+
+
+def _fused_rows(rows: list[dict], parts: tuple[str, ...]) -> list[dict]:
+    """Rows of the score fusion of `parts`, one per run (dataset, subject, seed) that every part has."""
+    scores = {entry["key"]: entry for entry in read_jsonl(SCORES)}
+    by_key = {row["key"]: row for row in rows}
+    fused = []
+    for row in rows:
+        if row["recipe"] != parts[0]:
+            continue
+        keys = [run_key(part, row["dataset"], row["subject"], row["seed"]) for part in parts]
+        if not all(key in by_key and key in scores for key in keys):
+            continue
+        total = sum(np.asarray(scores[key]["scores"]) for key in keys)
+        labels = np.asarray(scores[keys[0]]["labels"])
+        fused.append({**row, "top1": 100 * float((total.argmax(1) == labels).mean()),
+                      "train_seconds": sum(by_key[key]["train_seconds"] for key in keys)})
+    return fused
+
+
+def report(rows: list[dict]) -> str:
+    """The Markdown table: per recipe and seed, each dataset's mean over its folds, and the pooled mean."""
+    groups: dict[str, list[dict]] = {}
+    for row in rows:
+        groups.setdefault(row["recipe"], []).append(row)
+    for name, parts in FUSED.items():
+        fused = _fused_rows(rows, parts)
+        if fused:
+            groups[name] = fused
+    names = list(DATASETS)
+    lines = ["| recipe | seeds | " + " | ".join(names) + " | pooled mean | training s a run |",
+             "|---|---|" + "---|" * len(names) + "---|---|"]
+    for recipe, members in groups.items():
+        seeds = sorted({row["seed"] for row in members})
+        complete = [s for s in seeds if all(
+            {row["subject"] for row in members if row["seed"] == s and row["dataset"] == d} == set(DATASETS[d][2])
+            for d in names)]
+        cells = []
+        for dataset in names:
+            values = [np.mean([r["top1"] for r in members if r["dataset"] == dataset and r["seed"] == s])
+                      for s in complete]
+            cells.append(f"{np.mean(values):.1f}" if values else "-")
+        pooled = np.mean([float(c) for c in cells]) if complete else float("nan")
+        seconds = np.mean([r["train_seconds"] for r in members])
+        partial = "" if complete else f" (partial: {len(members)} runs)"
+        lines.append(f"| {recipe}{partial} | {' '.join(map(str, complete)) or '-'} | " + " | ".join(cells)
+                     + f" | {'-' if np.isnan(pooled) else f'{pooled:.1f}'} | {seconds:.0f} |")
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    import platform
+
+    import keras
+    import tensorflow as tf
+
+    cpu = platform.processor() or platform.machine()
+    return (f"{cpu}, {os.cpu_count()} cores; python {platform.python_version()}, keras {keras.__version__}, "
+            f"tensorflow {tf.__version__}, numpy {np.__version__}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-root", default=str(ROOT.parent / "shared" / "data"),
+                        help="the folder holding utkinect_train/, msr_action3d/ and utd_mhad_train/")
+    parser.add_argument("--recipes", nargs="+", default=["default"], help=f"among: {', '.join(RECIPES)}")
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1])
+    parser.add_argument("--jobs", type=int, default=2, help="runs at a time, each pinned to its own core")
+    parser.add_argument("--commit", action="store_true", help="git-commit the rows after each run")
+    parser.add_argument("--report", action="store_true", help="print the table of the rows so far and stop")
+    parser.add_argument("--run-job", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.run_job:
+        print(json.dumps(run_one(json.loads(args.run_job))))
+        return
+    if args.report:
+        print(report(read_jsonl(ROWS)))
+        return
+    unknown = [name for name in args.recipes if name not in RECIPES]
+    if unknown:
+        parser.error(f"unknown recipe(s) {unknown}; expected among {list(RECIPES)}")
+    data_root = pathlib.Path(args.data_root)
+    missing = [DATASETS[d][1] for d in args.datasets if not (data_root / DATASETS[d][1]).is_dir()]
+    if missing:
+        parser.error(f"{data_root}: expected the folder(s) {', '.join(missing)}")
+    print(machine(), flush=True)
+    run_study(pending_jobs(args.recipes, args.seeds, args.datasets, data_root), args.jobs, args.commit)
+    print(report(read_jsonl(ROWS)))
+
+
+if __name__ == "__main__":
+    main()
