@@ -127,6 +127,9 @@ def run(args: argparse.Namespace, evaluation) -> None:
         raise UsageError("expected --data (the HDF5 file to evaluate on)")
     options = {"batch_size": args.batch_size, "in_memory": args.in_memory,
                "recompute_bn_stats": args.recompute_bn_stats, "bn_samples": args.bn_samples, "tta": args.tta}
+    if runfolder.modality_folders(args.checkpoint):
+        _evaluate_modalities(args, fusion, options)
+        return
     if runfolder.seed_folders(args.checkpoint):
         _evaluate_seeds(args, fusion, options)
         return
@@ -153,6 +156,18 @@ def _evaluate_seeds(args: argparse.Namespace, fusion, options: dict) -> None:
     print(f"{args.benchmark}: mean of the {len(summary['seeds'])} seeds' top-1 {seeds_mean:.2%}; "
           f"fused scores: top-1 {summary['top1']:.2%}, top-5 {summary['top5']:.2%}, mean per-class "
           f"{summary['mean_class_accuracy']:.2%}{folds}; {args.checkpoint}/{args.benchmark}_seeds.json")
+
+
+def _evaluate_modalities(args: argparse.Namespace, fusion, options: dict) -> None:
+    """A multi-modality run's folder: each modality's top-1 (the joint stream is the paper's) and their fusion."""
+    summary = fusion.evaluate_modalities(args.checkpoint, args.data, args.benchmark, args.fold_checkpoint,
+                                         weights=args.weights, **options)
+    for name, top1 in zip(summary["modalities"], summary["member_top1"], strict=True):
+        print(f"{name}: top-1 {top1:.2%}")
+    folds = f", means over {summary['folds']} folds" if summary["folds"] > 1 else ""
+    print(f"{args.benchmark}: fused {' + '.join(summary['modalities'])}: top-1 {summary['top1']:.2%}, top-5 "
+          f"{summary['top5']:.2%}, mean per-class {summary['mean_class_accuracy']:.2%}{folds}; "
+          f"{args.checkpoint}/{args.benchmark}_modalities.json")
 
 
 def explain(args: argparse.Namespace) -> None:

@@ -57,6 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "first frame, for the whole recording), frame (every frame's own hip centre) or floor "
                         "(every frame's hips in the horizontal plane, the first frame's height); default: the "
                         "dataset's (README)")
+    parser.add_argument("--modality", nargs="+", choices=["joint", "bone", "motion"], default=["joint"],
+                        help="what the image holds: joint (the positions, the paper's; default), bone (each joint "
+                        "minus its parent along the dataset's bones) or motion (the difference of consecutive frames); "
+                        "several: OUT holds the first and OUT-<modality>.h5 each other one")
     parser.add_argument("--workers", type=int, help="processes (default: all cores)")
     parser.add_argument("--limit", type=int, help="only the first N files, in name order")
     parser.add_argument("--strict", action="store_true", help="any skipped sample is an error")
@@ -110,12 +114,15 @@ def run(args: argparse.Namespace, command: str) -> None:
             if getattr(args, option) is not None:
                 flag = "--" + option.replace("_", "-")
                 raise ValueError(f"{flag} applies to NTU RGB+D only, not to --dataset {args.dataset}")
-    summary = storage.convert_folder(source, args.out, dataset=spec, mode=args.mode, size=args.size,
-                                     frames=args.frames, signs=args.signs, centre=args.centre,
-                                     workers=args.workers,
-                                     missing_list=args.missing_list, limit=args.limit, strict=args.strict,
-                                     overwrite=args.overwrite, command=command, progress=not args.quiet)
-    print(summary.line())
+    modalities = list(dict.fromkeys(args.modality))
+    for number, modality in enumerate(modalities):
+        out = args.out if number == 0 else storage.modality_path(args.out, modality)
+        summary = storage.convert_folder(source, out, dataset=spec, mode=args.mode, size=args.size,
+                                         frames=args.frames, signs=args.signs, centre=args.centre, modality=modality,
+                                         workers=args.workers,
+                                         missing_list=args.missing_list, limit=args.limit, strict=args.strict,
+                                         overwrite=args.overwrite, command=command, progress=not args.quiet)
+        print(summary.line())
 
 
 def main(argv: list[str] | None = None) -> int:

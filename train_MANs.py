@@ -34,6 +34,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="seeds weights, sample order, dropout and the hold-out; default 1234")
     p.add_argument("--seeds", type=int, nargs="+", metavar="SEED",
                    help="a seed ensemble: one run per seed in OUT/seed-SEED (evaluate.py OUT fuses their scores)")
+    p.add_argument("--modalities", nargs="+", choices=["joint", "bone", "motion"], metavar="MODALITY",
+                   help="one MANs per modality (joint, bone, motion), each on its converted file (--data's own, "
+                   "or DATA-<modality>.h5 beside it from process_data.py --modality) in OUT/<modality>; "
+                   "evaluate.py OUT fuses their scores")
     p.add_argument(
         "--val",
         choices=["holdout", "test", "none"],

@@ -16,7 +16,7 @@ import types
 from collections.abc import Mapping
 
 from mans import description as description_lib
-from mans.preprocess import JointLayout, Preprocessing
+from mans.preprocess import JointLayout, Preprocessing, parents_from_bones
 
 ACTION_NAMES: tuple[str, ...] = (
     "drink water", "eat meal/snack", "brushing teeth", "brushing hair", "drop", "pickup", "throw",
@@ -117,10 +117,11 @@ class DatasetSpec:
         return self.layout.max_bodies
 
     def preprocessing(
-        self, mode: str = "faithful", frames: str | None = None, signs: str | None = None, centre: str | None = None
+        self, mode: str = "faithful", frames: str | None = None, signs: str | None = None, centre: str | None = None,
+        modality: str = "joint",
     ) -> Preprocessing:
         """The preprocessing of this dataset's files: the settings given, the dataset's own where one is None."""
-        return Preprocessing(mode, frames or self.frames, signs or self.signs, centre or self.centre)
+        return Preprocessing(mode, frames or self.frames, signs or self.signs, centre or self.centre, modality)
 
     def split(self, benchmark: str) -> description_lib.Split:
         """The rule of a benchmark ("loso-3": the "loso" rule)."""
@@ -136,6 +137,8 @@ def layout_of(desc: description_lib.Description) -> JointLayout:
         mirror=tuple((index(a), index(b)) for a, b in desc.mirror), origin=tuple(map(index, desc.view.origin)),
         hips=(index(desc.view.hips[0]), index(desc.view.hips[1])), up=index(desc.view.up),
         feet=tuple((index(a), index(b)) for a, b in desc.view.feet), dims=desc.dims,
+        parents=parents_from_bones([(index(a), index(b)) for a, b in desc.bones], len(desc.joints),
+                                   index(desc.view.torso[0])),
     )
 
 

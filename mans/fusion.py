@@ -1,4 +1,5 @@
-"""Fuse the scores of several evaluations: any score files (`ensemble`), or a seed ensemble (`evaluate_seeds`).
+"""Fuse the scores of several evaluations: any score files (`ensemble`), a seed ensemble (`evaluate_seeds`), or the
+modalities of one run (`evaluate_modalities`).
 
 A seed ensemble is the folder that `train_MANs.py --seeds 1 2 3 --out RUN` trains: one run per seed in
 `RUN/seed-<seed>` (for a multi-fold benchmark such as "loso", one folder per fold inside each). `evaluate_seeds`
@@ -14,7 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from mans import evaluation, runfolder
+from mans import evaluation, runfolder, storage
 from mans import splits as splits_lib
 from mans.data import UsageError
 
@@ -150,3 +151,65 @@ def evaluate_seeds(
     runfolder.write_json_atomic(run_dir / f"{benchmark}_seeds.json", summary)
     return summary
 
+
+
+def _member_scores(folder: pathlib.Path, data_path: pathlib.Path, benchmark: str, folds: Sequence[str],
+                   checkpoint_name: str, options: dict) -> dict[str, pathlib.Path]:
+    """Evaluate one modality's run (a single run, its folds or its seed ensemble) on its own data file; the score
+    file of each fold."""
+    nested = len(folds) > 1
+    if runfolder.seed_folders(folder):
+        evaluate_seeds(folder, data_path, benchmark, checkpoint_name, **options)
+    elif nested:
+        evaluation.evaluate_folds(folder, data_path, benchmark, checkpoint_name, **options)
+    else:
+        checkpoint = folder / checkpoint_name
+        if not checkpoint.is_file():
+            raise UsageError(f"expected {checkpoint_name} in {folder}, found none")
+        evaluation.evaluate(checkpoint, data_path, benchmark, **options)
+    return {fold: (folder / fold if nested else folder) / "scores.npy" for fold in folds}
+
+
+def evaluate_modalities(
+    run_dir: str | os.PathLike,
+    data_path: str | os.PathLike,
+    benchmark: str,
+    checkpoint_name: str = "best.keras",
+    weights: Sequence[float] | None = None,
+    **options: object,
+) -> dict:
+    """Evaluate each modality of `run_dir` (train_MANs.py --modalities: `run_dir/<modality>`) on its own converted
+    file (`storage.modality_file` of `data_path`) and fuse their scores by a weighted sum (equal weights by
+    default), as 2s-AGCN and CTR-GCN fuse their streams. Writes the fusion's reports into `run_dir` (`run_dir/<fold>`
+    per fold) and returns the summary written to `run_dir/<benchmark>_modalities.json`: the fused top1, top5 and
+    mean_class_accuracy (means over the folds) and each modality's top1 ("member_top1")."""
+    run_dir = pathlib.Path(run_dir)
+    members = runfolder.modality_folders(run_dir)
+    if len(members) < 2:
+        raise UsageError(f"{run_dir}: expected the folders of at least 2 modalities (joint, bone, motion), found "
+                         f"{len(members)} (train them with train_MANs.py --modalities joint bone --out {run_dir})")
+    try:
+        files = {name: storage.modality_file(data_path, name) for name, _ in members}
+    except (ValueError, FileNotFoundError) as error:
+        raise UsageError(str(error)) from None
+    folds = splits_lib.folds(benchmark, evaluation.dataset_or_none(data_path))
+    nested = len(folds) > 1
+    scores = {name: _member_scores(folder, files[name], benchmark, folds, checkpoint_name, options)
+              for name, folder in members}
+    weights = [1.0] * len(members) if weights is None else list(weights)
+    first = files[members[0][0]]
+    per_fold = {fold: ensemble([scores[name][fold] for name, _ in members], first, fold, weights=weights,
+                               out=run_dir / fold if nested else run_dir) for fold in folds}
+    summary: dict[str, object] = {"benchmark": benchmark, "data": {name: str(path.resolve()) for name, path in
+                                                                   files.items()},
+                                  "checkpoint": checkpoint_name, "modalities": [name for name, _ in members],
+                                  "weights": weights, "folds": len(folds)}
+    for key in ("top1", "top5", "mean_class_accuracy"):
+        summary[key] = float(np.mean([metrics[key] for metrics in per_fold.values()]))
+    summary["member_top1"] = [
+        float(np.mean([metrics["members"][k]["top1"] for metrics in per_fold.values()])) for k in range(len(members))
+    ]
+    summary["num_samples"] = sum(int(metrics["num_samples"]) for metrics in per_fold.values())
+    summary["per_fold"] = per_fold
+    runfolder.write_json_atomic(run_dir / f"{benchmark}_modalities.json", summary)
+    return summary

@@ -45,6 +45,11 @@ SIGNS = ("demo", "rigid")
 # "floor" (ours) moves it in the horizontal plane only, so the image keeps how high the hips are (sitting down,
 # bending) but not where the actor walks to.
 CENTRES = ("first", "frame", "floor")
+# What the image holds (the streams of 2s-AGCN, CTR-GCN and the authors' C-MANs), computed from the view-normalised
+# rows before the time axis is fixed to S: "joint" the positions (the paper's); "bone" each joint minus its parent
+# along the dataset's bones (`JointLayout.parents`; the root's row is zero); "motion" the difference of consecutive
+# recorded frames (x[t + 1] - x[t], the last frame's zero).
+MODALITIES = ("joint", "bone", "motion")
 NUM_JOINTS = 25
 MAX_BODIES = 2
 TORSO = (0, 1, 4, 8, 12, 16, 20)  # spine base, spine mid, shoulders, hips, spine shoulder
@@ -64,17 +69,21 @@ class Preprocessing:
     """The choices of steps 2-6 that make a file's images: recorded in its attrs and repeated by everything that
     preprocesses a recording for its checkpoint (`mans.evaluation.Predictor`, `mans.stream`).
 
-    mode: MODES; frames: the time axis to S rows, FRAMES; signs: the sign fixes, SIGNS; centre: the origin, CENTRES.
-    The defaults are the authors' demo. Raises ValueError naming the setting for a value outside its choices.
+    mode: MODES; frames: the time axis to S rows, FRAMES; signs: the sign fixes, SIGNS; centre: the origin, CENTRES;
+    modality: what the image holds, MODALITIES. The defaults are the authors' demo. Raises ValueError naming the
+    setting for a value outside its choices.
     """
 
     mode: str = "faithful"
     frames: str = "pad"
     signs: str = "demo"
     centre: str = "first"
+    modality: str = "joint"
 
     def __post_init__(self) -> None:
-        for name, choices in (("mode", MODES), ("frames", FRAMES), ("signs", SIGNS), ("centre", CENTRES)):
+        choices_of = (("mode", MODES), ("frames", FRAMES), ("signs", SIGNS), ("centre", CENTRES),
+                      ("modality", MODALITIES))
+        for name, choices in choices_of:
             if getattr(self, name) not in choices:
                 raise ValueError(f"expected {name} among {list(choices)}, found {getattr(self, name)!r}")
 
@@ -84,7 +93,8 @@ class Preprocessing:
         return cls(**{field.name: str(attrs.get(field.name, field.default)) for field in dataclasses.fields(cls)})
 
     def attrs(self) -> dict[str, str]:
-        """The record as the attrs a file stores: {"mode": ..., "frames": ..., "signs": ..., "centre": ...}."""
+        """The record as the attrs a file stores: {"mode": ..., "frames": ..., "signs": ..., "centre": ...,
+        "modality": ...}."""
         return dataclasses.asdict(self)
 
 
@@ -99,7 +109,9 @@ class JointLayout:
     right), the hip vector of the y axis and of the x sign check. up: the joint whose up coordinate must be
     positive in the first row (z sign check). feet: (ankle, foot) pairs of the y sign check (3D only).
     mirror: the (left, right) joint pairs that trade places in a mirror image. dims: 3 (x y z) or 2 (image
-    x y, with a score or 1 in the third channel; see `view_frame_2d`). All 0-based joint indices of one body.
+    x y, with a score or 1 in the third channel; see `view_frame_2d`). parents: each joint's parent along the
+    bones, the root its own (`parents_from_bones`); the bone modality needs them. All 0-based joint indices of one
+    body.
     """
 
     num_joints: int = NUM_JOINTS
@@ -111,14 +123,65 @@ class JointLayout:
     up: int = LEFT_SHOULDER
     feet: tuple[tuple[int, int], ...] = ((LEFT_ANKLE, LEFT_FOOT), (RIGHT_ANKLE, RIGHT_FOOT))
     dims: int = 3
+    parents: tuple[int, ...] | None = None
 
     @property
     def columns(self) -> int:
         return self.num_joints * self.max_bodies
 
 
-NTU_LAYOUT = JointLayout()
-KINECT_V1_LAYOUT = JointLayout(num_joints=20, max_bodies=1, torso=(0, 1, 4, 8, 12, 16, 2), mirror=KINECT_V1_MIRROR)
+def parents_from_bones(bones, num_joints: int, root: int) -> tuple[int, ...]:
+    """Each joint's parent: its neighbour on the way to `root` along the (undirected) bones; a joint no bone
+    reaches is its own parent, as the root is."""
+    neighbours: dict[int, list[int]] = {joint: [] for joint in range(num_joints)}
+    for a, b in bones:
+        neighbours[a].append(b)
+        neighbours[b].append(a)
+    parents = list(range(num_joints))
+    reached, frontier = {root}, [root]
+    while frontier:
+        joint = frontier.pop(0)
+        for neighbour in neighbours[joint]:
+            if neighbour not in reached:
+                reached.add(neighbour)
+                parents[neighbour] = joint
+                frontier.append(neighbour)
+    return tuple(parents)
+
+
+# NTU RGB+D (Kinect v2) bones, 0-based as REFERENCE.md lists them.
+NTU_BONES: tuple[tuple[int, int], ...] = (
+    (0, 1), (1, 20), (20, 2), (2, 3), (20, 4), (4, 5), (5, 6), (6, 7), (7, 21), (7, 22), (20, 8), (8, 9),
+    (9, 10), (10, 11), (11, 23), (11, 24), (0, 12), (12, 13), (13, 14), (14, 15), (0, 16), (16, 17),
+    (17, 18), (18, 19),
+)  # fmt: skip
+# Kinect v1 (UT-Kinect): Kinect v2's joints 0-19 with the shoulder centre (2) where v2 has the spine
+# shoulder (20) and the neck: the spine runs 0-1-2-3 and the arms hang from joint 2.
+KINECT_V1_BONES: tuple[tuple[int, int], ...] = (
+    (0, 1), (1, 2), (2, 3), (2, 4), (4, 5), (5, 6), (6, 7), (2, 8), (8, 9), (9, 10), (10, 11), (0, 12),
+    (12, 13), (13, 14), (14, 15), (0, 16), (16, 17), (17, 18), (18, 19),
+)  # fmt: skip
+NTU_LAYOUT = JointLayout(parents=parents_from_bones(NTU_BONES, NUM_JOINTS, 0))
+KINECT_V1_LAYOUT = JointLayout(num_joints=20, max_bodies=1, torso=(0, 1, 4, 8, 12, 16, 2), mirror=KINECT_V1_MIRROR,
+                               parents=parents_from_bones(KINECT_V1_BONES, 20, 0))
+
+
+def modality_rows(rows: np.ndarray, modality: str, layout: JointLayout) -> np.ndarray:
+    """The (T, columns, 3) view-normalised rows as the modality's rows (MODALITIES): unchanged for "joint"."""
+    if modality == "joint":
+        return rows
+    if modality == "motion":
+        motion = np.zeros_like(rows)
+        motion[:-1] = rows[1:] - rows[:-1]
+        return motion
+    if layout.parents is None or list(layout.parents) == list(range(layout.num_joints)):
+        raise ValueError("the bone modality needs the dataset's bones (a description's 'bones')")
+    parents = np.asarray(layout.parents)
+    columns = np.concatenate([body * layout.num_joints + parents for body in range(layout.max_bodies)])
+    bones = rows - rows[:, columns]
+    if layout.dims == 2:
+        bones[..., 2] = rows[..., 2]  # the third channel of 2D keypoints is a score, not a coordinate
+    return bones
 
 
 def mirror_columns(layout: JointLayout, size: int) -> list[int]:
@@ -482,6 +545,7 @@ def process_skeleton(
     frames: str = "pad",
     signs: str = "demo",
     centre: str = "first",
+    modality: str = "joint",
 ) -> np.ndarray:
     """One recording -> the (size, size, 3) float32 image: rows = time, columns = joints, channels x y z.
 
@@ -492,9 +556,10 @@ def process_skeleton(
             same at instants evenly spaced in time, where `skel.times` is given).
         signs: the sign fixes, "demo" (the authors') or "rigid" (`fix_signs`).
         centre: the origin, "first" (the demo's: each body's reference frame) or "frame" (`centre_frames`).
+        modality: "joint" (the paper's), "bone" or "motion" (`modality_rows`).
     Raises: SampleSkipped with a `.reason`; ValueError for a bad mode, size, frames, signs or centre.
     """
-    return image_and_drops(skel, Preprocessing(mode, frames, signs, centre), size, layout)[0]
+    return image_and_drops(skel, Preprocessing(mode, frames, signs, centre, modality), size, layout)[0]
 
 
 def image_and_drops(
@@ -504,6 +569,7 @@ def image_and_drops(
     faithful mode)."""
     check_size(size, layout)
     rows, dropped = _rows_and_drops(skel, preprocessing, layout)
+    rows = modality_rows(rows, preprocessing.modality, layout)
     return image_from_rows(rows, size, preprocessing.frames, row_times(skel, preprocessing)), dropped
 
 

@@ -24,22 +24,9 @@ from collections.abc import Callable, Mapping
 import numpy as np
 
 from mans import datasets, msr_action3d, readers, skeleton_io, utd_mhad, utkinect
-from mans.preprocess import KINECT_V1_LAYOUT, NTU_LAYOUT, JointLayout
+from mans.preprocess import KINECT_V1_BONES, KINECT_V1_LAYOUT, NTU_BONES, NTU_LAYOUT, JointLayout
 from mans.readers import skeleton_from_frames  # noqa: F401 (mans.stream reads it from here)
 from mans.skeleton_io import Skeleton
-
-# NTU RGB+D (Kinect v2) bones, 0-based as REFERENCE.md lists them.
-NTU_BONES: tuple[tuple[int, int], ...] = (
-    (0, 1), (1, 20), (20, 2), (2, 3), (20, 4), (4, 5), (5, 6), (6, 7), (7, 21), (7, 22), (20, 8), (8, 9),
-    (9, 10), (10, 11), (11, 23), (11, 24), (0, 12), (12, 13), (13, 14), (14, 15), (0, 16), (16, 17),
-    (17, 18), (18, 19),
-)  # fmt: skip
-# Kinect v1 (UT-Kinect): Kinect v2's joints 0-19 with the shoulder centre (2) where v2 has the spine
-# shoulder (20) and the neck: the spine runs 0-1-2-3 and the arms hang from joint 2.
-KINECT_V1_BONES: tuple[tuple[int, int], ...] = (
-    (0, 1), (1, 2), (2, 3), (2, 4), (4, 5), (5, 6), (6, 7), (2, 8), (8, 9), (9, 10), (10, 11), (0, 12),
-    (12, 13), (13, 14), (14, 15), (0, 16), (16, 17), (17, 18), (18, 19),
-)  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)

@@ -62,6 +62,14 @@ def seed_folders(out: str | os.PathLike) -> list[pathlib.Path]:
     return sorted(found, key=seed_of)
 
 
+def modality_folders(out: str | os.PathLike) -> list[tuple[str, pathlib.Path]]:
+    """The members of a multi-modality run in `out` (train_MANs.py --modalities): (modality, folder), in the
+    order joint, bone, motion."""
+    from mans.preprocess import MODALITIES
+
+    return [(name, pathlib.Path(out) / name) for name in MODALITIES if (pathlib.Path(out) / name).is_dir()]
+
+
 def library_versions() -> dict[str, str]:
     """Versions of Python, Keras, its backend, numpy, h5py and mans."""
     import h5py

@@ -75,10 +75,17 @@ class ConversionSummary:
     skipped: dict[str, int]
     seconds: float
     noise_report_path: pathlib.Path | None = None  # denoised mode: the bodies dropped as noise
+    preprocessing: preprocess.Preprocessing | None = None
 
     @property
     def files_per_second(self) -> float:
         return self.files / self.seconds if self.seconds > 0 else float("inf")
+
+    def _settings(self) -> str:
+        if self.preprocessing is None:
+            return ""
+        p = self.preprocessing
+        return f"frames {p.frames}, signs {p.signs}, centre {p.centre}, {p.modality} images; "
 
     def line(self) -> str:
         reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(self.skipped.items()))
@@ -86,7 +93,8 @@ class ConversionSummary:
         return (
             f"{self.out_path}: kept {self.kept} of {self.files} files ({self.dataset}, {self.mode}, "
             f"size {self.size}), skipped {skipped}{f' ({reasons})' if reasons else ''}, "
-            f"{self.seconds:.1f} s, {self.files_per_second:.0f} files/s; skip report {self.report_path}"
+            f"{self.seconds:.1f} s, {self.files_per_second:.0f} files/s; {self._settings()}"
+            f"skip report {self.report_path}"
             f"{f', noise report {self.noise_report_path}' if self.noise_report_path else ''}"
         )
 
@@ -227,6 +235,7 @@ def convert_folder(
     frames: str | None = None,
     signs: str | None = None,
     centre: str | None = None,
+    modality: str = "joint",
     workers: int | None = None,
     missing_list: str | os.PathLike | None = None,
     limit: int | None = None,
@@ -240,7 +249,8 @@ def convert_folder(
     dataset: a built-in name ("ntu60", "ntu120", "utkinect", "msr-action3d", "utd-mhad"), a description .json file or a
     `DatasetSpec`; None: NTU RGB+D, ntu120 when an action number exceeds 60, else ntu60. The description's
     reader (`mans.readers`) lists the sequences; each is read, preprocessed (`frames`, `signs`, `centre`:
-    the description's when None) and stored in the reader's order. Skipped, with a reason in the skip report: names on
+    the description's when None; `modality`: what the image holds, `preprocess.MODALITIES`) and stored in the
+    reader's order. Skipped, with a reason in the skip report: names on
     `missing_list` (NTU's samples without skeletons; reason "missing-list"), sequences the reader refuses
     (NTU "bad-name" and `SkeletonFormatError` reasons; the folder format's "no-file", "empty", "joint-count",
     "channel-count", "body-count", "non-finite", "unreadable"; MSR Action3D "all-zero"), and samples the mode
@@ -257,7 +267,7 @@ def convert_folder(
     if dataset is None:
         dataset = readers.detect_ntu_dataset(skeleton_dir, limit)
     spec = datasets.load_dataset(dataset) if isinstance(dataset, str) else dataset
-    preprocessing = spec.preprocessing(mode, frames, signs, centre)
+    preprocessing = spec.preprocessing(mode, frames, signs, centre, modality)
     workers = _check_arguments(size, workers, limit, spec.layout)
     if mode == "denoised" and spec.layout.dims != 3:
         raise ValueError(f"--mode denoised needs 3D joints; {spec.name} has 2D keypoints: use --mode faithful")
@@ -292,7 +302,7 @@ def convert_folder(
     return ConversionSummary(
         out_path=out_path, report_path=report_path_for(out_path), dataset=spec.name, mode=mode, size=size,
         files=listing.files, kept=kept, skipped=skipped, seconds=time.perf_counter() - started,
-        noise_report_path=noise_report,
+        noise_report_path=noise_report, preprocessing=preprocessing,
     )
 
 
@@ -424,6 +434,31 @@ def _attrs(
         "kept": kept,
         "skipped": json.dumps(skipped),
     }
+
+
+def modality_path(out_path: str | os.PathLike, modality: str) -> pathlib.Path:
+    """Where `process_data.py --modality A B ...` writes modality B beside OUT: OUT's stem + "-B" ("utd-bone.h5")."""
+    path = pathlib.Path(out_path)
+    return path.with_name(f"{path.stem}-{modality}{path.suffix}")
+
+
+def modality_file(data_path: str | os.PathLike, modality: str) -> pathlib.Path:
+    """The converted file of `modality` that belongs with `data_path`: the file itself when it holds that
+    modality, else the one beside it named as `modality_path` names it (from the file's own name or from its name
+    without its "-<modality>" suffix). FileNotFoundError naming the command that writes it."""
+    path = pathlib.Path(data_path)
+    own = str(read_metadata(path)[1].get("modality", "joint"))
+    if own == modality:
+        return path
+    base = path.with_name(path.name.replace(f"-{own}{path.suffix}", path.suffix))
+    candidates = [modality_path(base, modality), base] if base != path else [modality_path(path, modality)]
+    for candidate in candidates:
+        if candidate.is_file() and str(read_metadata(candidate)[1].get("modality", "joint")) == modality:
+            return candidate
+    raise FileNotFoundError(
+        f"{candidates[0]}: no {modality} file beside {path} (write it with process_data.py ... --modality {modality} "
+        f"--out {candidates[0]}, the same settings as {path.name})"
+    )
 
 
 def read_metadata(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, object]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import os
 import pathlib
 import sys
 from collections.abc import Mapping, Sequence
@@ -16,7 +17,17 @@ from collections.abc import Mapping, Sequence
 import keras
 import numpy as np
 
-from mans import batchnorm, checkpoints, datasets, distribution, preprocess, regularise, runfolder, train_config
+from mans import (
+    batchnorm,
+    checkpoints,
+    datasets,
+    distribution,
+    preprocess,
+    regularise,
+    runfolder,
+    storage,
+    train_config,
+)
 from mans import callbacks as callbacks_lib
 from mans import data as data_lib
 from mans import model as model_lib
@@ -220,11 +231,14 @@ def train(flags: Mapping[str, object], argv: Sequence[str] | None = None) -> Tra
     Returns one TrainResult, or one per fold and seed. Each run resumes where it stopped when run again.
     """
     flags = dict(flags)
+    modalities = flags.pop("modalities", None)
+    if modalities:
+        return _train_modalities(flags, list(modalities), argv)
     seeds = flags.pop("seeds", None)
     if seeds:
         return _train_seeds(flags, list(seeds), argv)
     benchmark = flags.get("benchmark")
-    dataset = data_lib.open_data(flags["data"]).dataset if benchmark and flags.get("data") else None
+    dataset = _open_or_usage_error(flags["data"]).dataset if benchmark and flags.get("data") else None
     folds = splits_lib.folds(str(benchmark), dataset) if benchmark else ()
     if len(folds) <= 1:
         return train_one(flags, argv)
@@ -236,6 +250,40 @@ def train(flags: Mapping[str, object], argv: Sequence[str] | None = None) -> Tra
     print(
         f"done: {len(folds)} folds of {benchmark} in {flags['out']}; evaluate them all with "
         f"evaluate.py {flags['out']} --data {flags.get('data')} --benchmark {benchmark}"
+    )
+    return results
+
+
+def _open_or_usage_error(path: object) -> data_lib.DataFile:
+    try:
+        return data_lib.open_data(str(path))
+    except (ValueError, FileNotFoundError) as error:
+        raise UsageError(str(error)) from None
+
+
+def modality_data(data: str | os.PathLike, modality: str) -> pathlib.Path:
+    """The converted file of `modality` that goes with `data` (`storage.modality_file`); UsageError otherwise."""
+    _open_or_usage_error(data)
+    try:
+        return storage.modality_file(data, modality)
+    except (ValueError, FileNotFoundError) as error:
+        raise UsageError(str(error)) from None
+
+
+def _train_modalities(flags: dict, modalities: list[str], argv: Sequence[str] | None) -> list[TrainResult]:
+    """One MANs per modality, each on its own file (`modality_data`) in `out/<modality>`; evaluate.py fuses them."""
+    _require_data_and_out(flags)
+    if len(set(modalities)) != len(modalities):
+        raise UsageError(f"--modalities must differ from each other. Received: {modalities}")
+    files = {modality: modality_data(flags["data"], modality) for modality in modalities}  # all checked first
+    results: list[TrainResult] = []
+    for number, (modality, path) in enumerate(files.items(), start=1):
+        print(f"== modality {modality} ({number}/{len(files)}): {path}")
+        result = train({**flags, "data": str(path), "out": str(pathlib.Path(flags["out"]) / modality)}, argv)
+        results.extend(result if isinstance(result, list) else [result])
+    print(
+        f"done: {len(files)} modalities in {flags['out']}; evaluate each and their fusion with "
+        f"evaluate.py {flags['out']} --data {flags['data']} --benchmark {flags.get('benchmark') or 'xsub'}"
     )
     return results
 

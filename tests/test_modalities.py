@@ -1,0 +1,146 @@
+"""Joint, bone and motion images (process_data.py --modality), one MANs per modality (train_MANs.py --modalities)
+and the fusion of their scores (evaluate.py on the run folder)."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from test_data import load_script
+
+from mans import preprocess, storage
+from mans.preprocess import KINECT_V1_LAYOUT, NTU_LAYOUT
+from mans.readers import skeleton_from_array
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def kinect_sequence(frames: int = 7, seed: int = 0) -> np.ndarray:
+    """(frames, 20, 3) joints of a Kinect v1 body standing and moving a little: hips, shoulders and feet in place."""
+    rng = np.random.default_rng(seed)
+    rest = np.zeros((20, 3))
+    rest[:, 1] = np.linspace(1.5, 0.0, 20)  # every joint at its own height
+    rest[[4, 5, 6, 7, 12, 13, 14, 15], 0] = -0.2  # the left side
+    rest[[8, 9, 10, 11, 16, 17, 18, 19], 0] = 0.2
+    rest[:, 2] = 3.0
+    rest[[0, 1, 2, 3], 1] = [1.0, 1.2, 1.45, 1.7]
+    rest[[4, 8], 1], rest[[12, 16], 1] = 1.45, 1.0
+    rest[[14, 18], 1], rest[[15, 19], 1] = 0.1, 0.0
+    rest[[15, 19], 2] = 2.9
+    return rest + 0.02 * rng.standard_normal((frames, 20, 3))
+
+
+def test_bone_and_motion_rows_by_hand():
+    rows = np.arange(2 * 20 * 3, dtype=np.float64).reshape(2, 20, 3) ** 1.5  # (T=2, 20 joints, xyz)
+    bones = preprocess.modality_rows(rows, "bone", KINECT_V1_LAYOUT)
+    np.testing.assert_array_equal(bones[:, 0], 0)  # the hip centre is the root
+    np.testing.assert_allclose(bones[:, 5], rows[:, 5] - rows[:, 4])  # left elbow - left shoulder
+    np.testing.assert_allclose(bones[:, 4], rows[:, 4] - rows[:, 2])  # left shoulder - shoulder centre
+    np.testing.assert_allclose(bones[:, 3], rows[:, 3] - rows[:, 2])  # head - shoulder centre
+    np.testing.assert_allclose(bones[:, 12], rows[:, 12] - rows[:, 0])  # left hip - hip centre
+    motion = preprocess.modality_rows(rows, "motion", KINECT_V1_LAYOUT)
+    np.testing.assert_allclose(motion[0], rows[1] - rows[0])
+    np.testing.assert_array_equal(motion[1], 0)  # the last frame has no next one
+    assert preprocess.modality_rows(rows, "joint", KINECT_V1_LAYOUT) is rows
+
+
+def test_two_bodies_each_take_their_own_parents():
+    rows = np.random.default_rng(1).standard_normal((3, 50, 3))
+    bones = preprocess.modality_rows(rows, "bone", NTU_LAYOUT)
+    np.testing.assert_allclose(bones[:, 25 + 1], rows[:, 25 + 1] - rows[:, 25 + 0])  # body 1's spine mid - base
+    np.testing.assert_allclose(bones[:, 25 + 4], rows[:, 25 + 4] - rows[:, 25 + 20])  # shoulder - spine shoulder
+    np.testing.assert_array_equal(bones[:, [0, 25]], 0)
+
+
+def test_parents_follow_the_bones_from_the_root_whatever_their_order():
+    assert preprocess.parents_from_bones([(1, 0), (1, 2), (3, 2)], 5, root=0) == (0, 0, 1, 2, 4)
+    with pytest.raises(ValueError, match="bone modality needs the dataset's bones"):
+        preprocess.modality_rows(np.zeros((2, 5, 3)), "bone", preprocess.JointLayout(num_joints=5, max_bodies=1))
+
+
+@pytest.mark.parametrize("frames", ["pad", "resample"])
+def test_bone_images_are_joint_images_minus_the_parents_columns(frames):
+    skeleton = skeleton_from_array(kinect_sequence()[:, None])
+    settings = {"size": 50, "layout": KINECT_V1_LAYOUT, "frames": frames, "signs": "rigid", "centre": "floor"}
+    joint = preprocess.process_skeleton(skeleton, **settings)
+    bone = preprocess.process_skeleton(skeleton, **settings, modality="bone")
+    offset = (50 - 20) // 2
+    parents = offset + np.asarray(KINECT_V1_LAYOUT.parents)
+    np.testing.assert_allclose(bone[:, offset:offset + 20], joint[:, offset:offset + 20] - joint[:, parents],
+                               atol=1e-6)  # interpolating rows commutes with the bone difference
+    np.testing.assert_array_equal(bone[:, :offset], 0)
+
+
+def test_motion_images_are_the_frame_differences_before_padding():
+    skeleton = skeleton_from_array(kinect_sequence(frames=7)[:, None])
+    settings = {"size": 50, "layout": KINECT_V1_LAYOUT, "frames": "pad", "signs": "rigid", "centre": "floor"}
+    joint = preprocess.process_skeleton(skeleton, **settings)
+    motion = preprocess.process_skeleton(skeleton, **settings, modality="motion")
+    first = (50 - 7) // 2  # the demo pads a short recording on both sides
+    np.testing.assert_allclose(motion[first:first + 6], joint[first + 1:first + 7] - joint[first:first + 6], atol=1e-6)
+    np.testing.assert_array_equal(motion[first + 6:], 0)  # the last frame's difference and the padding
+    np.testing.assert_array_equal(motion[:first], 0)
+
+
+def test_the_joint_modality_is_the_image_of_before():
+    skeleton = skeleton_from_array(kinect_sequence()[:, None])
+    default = preprocess.process_skeleton(skeleton, size=50, layout=KINECT_V1_LAYOUT, frames="resample")
+    joint = preprocess.process_skeleton(skeleton, size=50, layout=KINECT_V1_LAYOUT, frames="resample",
+                                        modality="joint")
+    assert default.tobytes() == joint.tobytes()
+    assert preprocess.Preprocessing.from_attrs({"mode": "faithful"}).modality == "joint"  # files made before
+
+
+def script(name: str, *argv: str) -> subprocess.CompletedProcess:
+    environment = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, str(REPO / name), *map(str, argv)], capture_output=True, text=True,
+                          cwd=REPO, env=environment, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def modality_files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("modalities")
+    process_data = load_script(REPO, "process_data")
+    out = folder / "synthetic.h5"
+    argv = ["--synthetic", str(folder / "raw"), "--samples", "60", "--actions", "5", "--modality", "joint", "bone",
+            "--out", str(out), "--workers", "1", "--quiet"]
+    assert process_data.main(argv) == 0
+    return out
+
+
+def test_process_data_writes_one_file_per_modality(modality_files):
+    bone = storage.modality_path(modality_files, "bone")
+    assert bone.name == "synthetic-bone.h5"
+    columns, attrs = storage.read_metadata(bone)
+    joint_columns, joint_attrs = storage.read_metadata(modality_files)
+    assert (attrs["modality"], joint_attrs["modality"]) == ("bone", "joint")
+    assert columns["name"].tolist() == joint_columns["name"].tolist()
+    assert storage.modality_file(modality_files, "bone") == bone
+    assert storage.modality_file(bone, "joint") == modality_files
+    with pytest.raises(FileNotFoundError, match="synthetic-motion.h5: no motion file beside"):
+        storage.modality_file(modality_files, "motion")
+
+
+def test_a_fused_two_stream_run_through_the_scripts(modality_files, tmp_path):
+    run = tmp_path / "run"
+    tiny = ["--epochs", "1", "--batch-size", "8", "--steps-per-epoch", "2", "--gru-units", "4", "--val", "none"]
+    trained = script("train_MANs.py", "--data", modality_files, "--modalities", "joint", "bone", "--out", run, *tiny)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    assert "== modality bone (2/2)" in trained.stdout
+    config = json.loads((run / "bone" / "config.json").read_text())
+    assert config["data_attrs"]["modality"] == "bone"
+    evaluated = script("evaluate.py", run, "--data", modality_files, "--benchmark", "xsub")
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    summary = json.loads((run / "xsub_modalities.json").read_text())
+    assert summary["modalities"] == ["joint", "bone"] and len(summary["member_top1"]) == 2
+    fused = np.load(run / "scores.npy")
+    parts = [np.load(run / name / "scores.npy") for name in ("joint", "bone")]
+    np.testing.assert_allclose(fused, parts[0] + parts[1], rtol=1e-5)
+    assert "xsub: fused joint + bone: top-1" in evaluated.stdout
+    missing = script("train_MANs.py", "--data", modality_files, "--modalities", "joint", "motion", "--out",
+                     tmp_path / "other", *tiny)
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1
+    assert "no motion file beside" in missing.stderr and not (tmp_path / "other").exists()
