@@ -84,6 +84,9 @@ def parser() -> argparse.ArgumentParser:
         help="start each TARM as the identity (its output Dense at zero) instead of the demo's random start; "
         "the same network (default off)",
     )
+    p.add_argument("--frozen-attention", action="store_true", default=None,
+                   help="the demo's frozen attention: each TARM's two attention Dense layers keep their starting "
+                   "weights (the authors' Lambda hid them from training); default: trained")
     p.add_argument(
         "--no-stcm-residual",
         dest="stcm_residual",

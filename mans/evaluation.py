@@ -504,9 +504,14 @@ class Predictor:
             raise UsageError(f"{source or 'recording'}: {error}") from None
 
     def image(self, skel, source: str = "") -> np.ndarray:
-        """The (S, S, 3) image of a recording, exactly as the training data was made."""
+        """The (S, S, 3) image of a recording, exactly as the training data was made (its modality included)."""
+        return self.image_of_rows(skel, self.rows(skel, source))
+
+    def image_of_rows(self, skel, rows: np.ndarray) -> np.ndarray:
+        """The model's image of a recording's `rows` (from `rows`): the modality's rows fixed to S."""
+        rows = preprocess.modality_rows(rows, self.preprocessing.modality, self.layout)
         times = preprocess.row_times(skel, self.preprocessing)
-        return preprocess.image_from_rows(self.rows(skel, source), self.size, self.preprocessing.frames, times)
+        return preprocess.image_from_rows(rows, self.size, self.preprocessing.frames, times)
 
     def scores(self, images: np.ndarray) -> np.ndarray:
         """Softmax scores (n, classes) float32 of (n, S, S, 3) images, through the compiled predict function

@@ -38,6 +38,9 @@ class TARM(keras.layers.Layer):
             starts at zero, so the layer starts as the identity (out = a) and learns its recalibration as a
             residual from there (the zero-initialised last layer of a residual branch, Goyal et al. 2017).
             The network is the same either way; only its starting weights differ.
+        frozen_attention: bool. True keeps the two attention Dense layers (squeeze, excite) at their starting
+            weights: the authors' demo builds them inside a Lambda that Keras 2 does not track, so they are
+            never trained there (REFERENCE.md). False (ours) trains them.
         channel: None or int. None: the input is one channel, (B, T, J), and so is the output. An int c:
             the input is the whole skeleton image (B, T, J, C), the layer reads channel c and returns
             (B, T, J, 1), ready to be concatenated with the other channels (no Lambda split needed).
@@ -66,6 +69,7 @@ class TARM(keras.layers.Layer):
         reset_after: bool = False,
         channel: int | None = None,
         identity_start: bool = False,
+        frozen_attention: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -74,7 +78,8 @@ class TARM(keras.layers.Layer):
         _check_rate("dropout", dropout)
         _check_rate("recurrent_dropout", recurrent_dropout)
         _check_l2(l2)
-        for flag, value in (("reset_after", reset_after), ("identity_start", identity_start)):
+        for flag, value in (("reset_after", reset_after), ("identity_start", identity_start),
+                            ("frozen_attention", frozen_attention)):
             if not isinstance(value, bool):
                 raise ValueError(f"`{flag}` must be True or False. Received: {flag}={value!r}")
         if channel is not None:
@@ -87,6 +92,7 @@ class TARM(keras.layers.Layer):
         self.reset_after = reset_after
         self.channel = channel
         self.identity_start = identity_start
+        self.frozen_attention = frozen_attention
 
         self.embed = keras.layers.Dense(units, name="embed", dtype=self.dtype_policy)
         gru = keras.layers.GRU(
@@ -145,6 +151,7 @@ class TARM(keras.layers.Layer):
         self.squeeze.build((None, frames))
         self.excite.build((None, bottleneck))
         self.project.build((None, frames, self.units))
+        self.squeeze.trainable = self.excite.trainable = not self.frozen_attention
 
     def call(self, inputs, training=None, return_attention=False):
         a = inputs if self.channel is None else inputs[:, :, :, self.channel]  # (B, T, J)
@@ -178,6 +185,7 @@ class TARM(keras.layers.Layer):
             "reset_after": self.reset_after,
             "channel": self.channel,
             "identity_start": self.identity_start,
+            "frozen_attention": self.frozen_attention,
         }
 
 

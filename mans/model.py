@@ -80,6 +80,7 @@ def build_model(
     stcm_residual: bool = True,
     reset_after: bool = False,
     tarm_identity_start: bool = False,
+    frozen_attention: bool = False,
     imagenet_weights: str | os.PathLike | None = None,
     augmentation: Mapping[str, float] | None = None,
     augmentation_seed: int | None = None,
@@ -104,6 +105,8 @@ def build_model(
             classes), True Keras 3's default and cuDNN's (858,933).
         tarm_identity_start: True starts each TARM as the identity (its output Dense at zero, see
             `mans.layers.TARM`); False starts it as the demo does. Same network, other starting weights.
+        frozen_attention: True keeps each TARM's attention Dense layers at their starting weights, as the demo's
+            untracked Lambda did (`mans.layers.TARM`); False trains them.
         imagenet_weights: optional HDF5 file of ImageNet weights for the STCM, loaded by layer name
             (see `load_backbone_weights`).
         augmentation: training-only input transforms and their strengths, e.g. {"rotation": 30.0,
@@ -135,6 +138,7 @@ def build_model(
         "stcm_residual": stcm_residual,
         "reset_after": reset_after,
         "tarm_identity_start": tarm_identity_start,
+        "frozen_attention": frozen_attention,
     }
     for flag, value in flags.items():
         if not isinstance(value, bool):
@@ -172,6 +176,7 @@ def build_model(
                 reset_after=reset_after,
                 channel=index,
                 identity_start=tarm_identity_start,
+                frozen_attention=frozen_attention,
                 name=f"tarm_{axis}",
             )(x)  # (B, T, J, 1)
             for index, axis in enumerate("xyz")

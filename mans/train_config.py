@@ -61,6 +61,7 @@ class TrainConfig:
     reset_after: bool = _paper(False)
     use_tarm: bool = _paper(True)
     tarm_identity_start: bool = _ours(False)  # each TARM starts as the identity (its output Dense at zero)
+    frozen_attention: bool = _ours(False)  # the TARM attention Dense layers keep their starting weights (the demo's)
     stcm_residual: bool = _paper(True)
     imagenet_weights: str | None = _ours(None)
     init_from: str | None = _ours(None)  # a .keras checkpoint whose matching layers start the run

@@ -147,6 +147,7 @@ def _make_model(plan: _Plan, steps_per_epoch: int) -> keras.Model:
         l2=config.l2,
         use_tarm=config.use_tarm,
         tarm_identity_start=config.tarm_identity_start,
+        frozen_attention=config.frozen_attention,
         stcm_residual=config.stcm_residual,
         reset_after=config.reset_after,
         imagenet_weights=config.imagenet_weights,

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from test_data import load_script
 
-from mans import preprocess, storage
+from mans import evaluation, preprocess, samples, storage
 from mans.preprocess import KINECT_V1_LAYOUT, NTU_LAYOUT
 from mans.readers import skeleton_from_array
 
@@ -140,6 +140,12 @@ def test_a_fused_two_stream_run_through_the_scripts(modality_files, tmp_path):
     parts = [np.load(run / name / "scores.npy") for name in ("joint", "bone")]
     np.testing.assert_allclose(fused, parts[0] + parts[1], rtol=1e-5)
     assert "xsub: fused joint + bone: top-1" in evaluated.stdout
+    predictor = evaluation.load_predictor(run / "bone" / "best.keras")  # --skeleton, --explain, --stream
+    columns, _ = storage.read_metadata(storage.modality_path(modality_files, "bone"))
+    raw = modality_files.parent / "raw" / f"{columns['name'][3]}.skeleton"
+    (recording,) = predictor.read(raw)
+    stored = samples.read_images(storage.modality_path(modality_files, "bone"))[3]
+    assert predictor.image(recording.skeleton).tobytes() == stored.tobytes()
     missing = script("train_MANs.py", "--data", modality_files, "--modalities", "joint", "motion", "--out",
                      tmp_path / "other", *tiny)
     assert missing.returncode == 2 and missing.stderr.count("\n") == 1
