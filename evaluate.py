@@ -66,6 +66,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--explain", nargs="+", metavar="FILE", help="raw recordings to draw a picture of (into --out, "
                    "default: an explain/ folder beside the checkpoint)")
     p.add_argument("--gif", action="store_true", help="with --explain: also an animated GIF per recording")
+    p.add_argument("--explain-class", metavar="NAME_OR_NUMBER", help="with --explain: the class whose importance "
+                   "is measured (default: each recording's predicted class)")
+    p.add_argument("--importance-window", type=int, metavar="ROWS", help="with --explain: the time steps hidden "
+                   "together by the occlusion (default: a tenth of the recorded rows)")
     p.add_argument("--overwrite", action="store_true", help="with --explain: replace existing pictures")
     p.add_argument("--stream", action="store_true", help="classify frames read from standard input, one frame "
                    "a line (the joints' x y z in the dataset's order, body after body; see mans/stream.py)")
@@ -181,7 +185,8 @@ def explain(args: argparse.Namespace) -> None:
     out = pathlib.Path(args.out) if args.out else pathlib.Path(args.checkpoint).parent / "explain"
     start, results = time.perf_counter(), []
     for result in explain_lib.explain_files(args.checkpoint, args.explain, out, args.data, gif=args.gif,
-                                            overwrite=args.overwrite):
+                                            overwrite=args.overwrite, target=args.explain_class,
+                                            window=args.importance_window):
         _, name, probability = result.explanation.top[0]
         tqdm.write(f"{result.paths[0]}: top-1 {name} {probability:.1%}")
         results.append(result)

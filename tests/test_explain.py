@@ -50,7 +50,8 @@ def test_the_picture_draws_the_attention_frame_attention_returns(model, checkpoi
     short = skeleton_file(tmp_path, "S001C001P001R001A023", frames=40)  # padded: 5 rows before, 5 after
     long = skeleton_file(tmp_path, "S002C003P004R002A050", frames=120, seed=1)  # two actors, sampled to 50
     results = list(explain.explain_files(checkpoint, [short, long], tmp_path / "out", progress=False))
-    assert [r.paths for r in results] == [(tmp_path / "out" / f"{f.stem}.png",) for f in (short, long)]
+    assert [r.paths for r in results] == [(tmp_path / "out" / f"{f.stem}.png", tmp_path / "out" / f"{f.stem}.json")
+                                          for f in (short, long)]
     images = np.stack([result.explanation.image for result in results])
     attention = frame_attention(model, images)  # (2, 3, 50), both recordings in one pass (the GRUs run eagerly)
     predicted = np.asarray(model.predict_on_batch(images))
@@ -65,6 +66,16 @@ def test_the_picture_draws_the_attention_frame_attention_returns(model, checkpoi
         assert expl.most == real[np.argmax(mean[real])] and expl.least == real[np.argmin(mean[real])]
         assert {expl.most, expl.least} <= set(drawn["shown"].tolist()) and len(drawn["shown"]) == 5
         np.testing.assert_allclose(drawn["top"], np.sort(scores)[::-1][:5], rtol=1e-5)
+        record = json.loads(result.paths[1].read_text())  # the numbers beside the picture
+        np.testing.assert_allclose([record["attention"][axis] for axis in "xyz"], expected, rtol=1e-5, atol=1e-6)
+        occlusion = expl.importance
+        assert record["importance"]["class"] == occlusion.target == int(np.argmax(scores))
+        per_row = np.array([np.nan if v is None else v for v in record["importance"]["per_row"]])
+        np.testing.assert_allclose(per_row, occlusion.frames, atol=1e-6)
+        assert np.isnan(per_row[expl.sources < 0]).all() and np.isfinite(per_row[real]).all()
+        np.testing.assert_allclose(drawn["frame_importance"], occlusion.frames, atol=1e-9)
+        assert record["attention_spread"] == pytest.approx(float(np.ptp(mean[real])), abs=1e-6)
+        assert record["attention_distinct"] == (record["attention_spread"] > record["initial_attention_spread"])
     short_expl, long_expl = results[0].explanation, results[1].explanation
     assert short_expl.sources.tolist() == [-1] * 5 + list(range(40)) + [-1] * 5
     assert long_expl.sources.tolist() == np.linspace(0, 119, 50).astype(int).tolist()
@@ -91,7 +102,8 @@ def test_explain_command_gif_and_existing_pictures(checkpoint, tmp_path, capsys)
     assert evaluate_script.main(argv) == 2
     assert capsys.readouterr().err == f"error: {out / short.stem}.png exists; pass --overwrite to replace it\n"
     assert (out / f"{short.stem}.png").read_bytes() == before
-    assert sorted(p.name for p in out.iterdir()) == [f"{short.stem}.gif", f"{short.stem}.png"]  # no temporaries
+    assert sorted(p.name for p in out.iterdir()) == [f"{short.stem}.{suffix}" for suffix in ("gif", "json", "png")]
+    # no temporaries
     (tmp_path / "broken.skeleton").write_text("3\r\n1\r\n")
     assert evaluate_script.main([str(checkpoint), "--explain", str(tmp_path / "broken.skeleton"), "--out",
                                  str(tmp_path / "none")]) == 2
@@ -123,3 +135,15 @@ def test_a_utkinect_recording_is_drawn_with_kinect_v1_bones(tmp_path):
     assert len(explain.body_joints(expl.image, expl.shown[0], expl.layout)) == 1
     drawn = explain.draw_explanation(expl, tmp_path / "walk.png")
     np.testing.assert_array_equal(drawn["attention"], expl.attention)
+
+
+def test_another_class_can_be_explained_and_a_wrong_one_is_one_line(checkpoint, tmp_path, capsys):
+    short = skeleton_file(tmp_path, "S001C001P001R001A023", frames=40)
+    argv = [str(checkpoint), "--explain", str(short), "--out", str(tmp_path / "o"), "--explain-class", "throw",
+            "--importance-window", "8"]
+    assert evaluate_script.main(argv) == 0
+    record = json.loads((tmp_path / "o" / f"{short.stem}.json").read_text())
+    assert record["importance"]["class"] == 6 and record["importance"]["window"] == 8  # throw is NTU's 7th
+    capsys.readouterr()
+    assert evaluate_script.main([*argv[:5], "--explain-class", "juggling", "--overwrite"]) == 2
+    assert capsys.readouterr().err.startswith("error: --explain-class: expected one of the checkpoint's 60 class")

@@ -369,3 +369,27 @@ def test_tarm_argument_and_shape_errors():
         TARM(4, channel=3)(keras.Input((16, 16, 3)))
     with pytest.raises(ValueError, match=r"frames=8, attention_ratio=16"):
         TARM(4)(keras.Input((8, 25)))
+
+
+def test_frozen_attention_keeps_the_attention_dense_layers_and_trains_the_rest(tmp_path):
+    keras.utils.set_random_seed(3)
+    model = build_model(4, gru_units=8, frozen_attention=True)
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="sparse_categorical_crossentropy")
+    tarm = model.get_layer("tarm_x")
+    frozen = {layer.name: [w.copy() for w in layer.get_weights()] for layer in (tarm.squeeze, tarm.excite)}
+    trained = {"embed": keras.ops.convert_to_numpy(tarm.embed.kernel).copy(), "project": keras.ops.convert_to_numpy(tarm.project.kernel).copy(),
+               "predictions": model.get_layer("predictions").get_weights()[0].copy()}
+    x = np.random.default_rng(0).standard_normal((16, 50, 50, 3)).astype(np.float32)
+    model.fit(x, np.arange(16) % 4, epochs=2, batch_size=8, verbose=0)
+    for layer in (tarm.squeeze, tarm.excite):
+        for before, after in zip(frozen[layer.name], layer.get_weights(), strict=True):
+            np.testing.assert_array_equal(before, after)
+    assert not np.allclose(keras.ops.convert_to_numpy(tarm.embed.kernel), trained["embed"])  # the rest of the TARM trains
+    assert not np.allclose(keras.ops.convert_to_numpy(tarm.project.kernel), trained["project"])
+    assert not np.allclose(model.get_layer("predictions").get_weights()[0], trained["predictions"])
+    model.save(tmp_path / "frozen.keras")
+    loaded = keras.saving.load_model(tmp_path / "frozen.keras")
+    again = loaded.get_layer("tarm_x")
+    assert again.frozen_attention and not again.excite.trainable and not again.squeeze.trainable
+    np.testing.assert_array_equal(again.excite.get_weights()[0], frozen[tarm.excite.name][0])
+    assert build_model(4, gru_units=8).get_layer("tarm_x").excite.trainable  # trained by default
