@@ -33,7 +33,9 @@ def reseed_dropout(model: keras.Model, seed: int, epoch: int) -> None:
     """
     states = [v for v in model.variables if v.name == "seed_generator_state"]
     for index, variable in enumerate(states):
-        value = np.random.SeedSequence([seed, epoch, index]).generate_state(1)[0]
+        value = int(np.random.SeedSequence([seed, epoch, index]).generate_state(1)[0])  # < 2**32
+        if np.iinfo(variable.dtype).max < value:  # PyTorch keeps the state in int32, TensorFlow and JAX in uint32
+            value %= np.iinfo(variable.dtype).max + 1
         variable.assign(np.array([value, 0], dtype=variable.dtype))
 
 

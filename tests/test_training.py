@@ -356,3 +356,11 @@ def test_none_turns_off_a_datasets_init_from():
     config, sources = train_config.resolve_config({"data": "a", "out": "b"}, given)
     assert config.init_from == "runs/msr/last.keras" and sources["init_from"] == "dataset"
     assert train_config.resolve_config({"data": "a", "out": "b", "init_from": "none"}, given)[0].init_from is None
+
+
+def test_reseed_dropout_fits_an_int32_state_as_pytorch_keeps_it():
+    state = keras.Variable(np.zeros(2, np.int32), dtype="int32", name="seed_generator_state", trainable=False)
+    holder = type("Holder", (), {"variables": [state]})()
+    for epoch in range(20):  # SeedSequence states above 2**31 come up within a few epochs
+        callbacks.reseed_dropout(holder, 1, epoch)
+        assert 0 <= int(np.asarray(state)[0]) < 2**31
