@@ -172,6 +172,11 @@ def test_bad_inputs_are_one_line_errors(capsys, tmp_path, h5):
         *run_script(capsys, "--data", str(h5), "--out", str(out), "--variant", "densenet161"), "224", "--size 224"
     )
     assert_one_line_error(*run_script(capsys, "--data", str(h5), "--out", str(out), "--lr", "-1"), "lr")
+    truncated = tmp_path / "truncated.h5"
+    truncated.write_bytes(pathlib.Path(h5).read_bytes()[:5000])
+    for benchmark in ("xsub", "loso"):  # a multi-fold benchmark opens the file before the run's own checks
+        assert_one_line_error(*run_script(capsys, "--data", str(truncated), "--out", str(out), "--benchmark",
+                                          benchmark), "truncated.h5", "truncated file")
     assert not out.exists()
 
 
