@@ -35,7 +35,7 @@ import h5py
 import keras
 import numpy as np
 
-from mans import augment
+from mans import augment, imagenet
 from mans.layers import TARM, _check_int, _check_l2, _check_rate
 
 __all__ = [
@@ -60,8 +60,9 @@ DENSENET161_BLOCKS = (6, 12, 36, 24)
 DENSENET161_GROWTH = 48
 DENSENET161_INITIAL_FILTERS = 96
 DENSENET_COMPRESSION = 0.5
-# Keras' DenseNet uses this epsilon to match the ImageNet-trained statistics (torch's 1e-5).
-DENSENET_BN_EPSILON = 1.001e-5
+# The authors' 224 model (DenseNet-Keras, from Caffe) uses 1.1e-5; weights trained with another epsilon are
+# adjusted on loading (`mans.imagenet`), so every source computes what it computed where it was trained.
+DENSENET_BN_EPSILON = imagenet.DENSENET_BN_EPSILON
 # Five halvings (stem conv, stem pool, three transitions) must leave at least one pixel.
 DENSENET_MIN_SIZE = 32
 
@@ -358,74 +359,25 @@ def save_backbone_weights(model: keras.Model, path: str | os.PathLike) -> None:
                 group.create_dataset(weight_name.decode(), data=keras.ops.convert_to_numpy(weight.value))
 
 
-def _read_by_name(path: str) -> dict[str, list[np.ndarray]]:
-    """{layer name: [arrays]} from a Keras by-name HDF5 weights file ("/" in names read as "_")."""
-    try:
-        f = h5py.File(path, "r")
-    except OSError as error:
-        raise ValueError(f"{path}: not a readable HDF5 file ({error})") from error
-    with f:
-        root = f["model_weights"] if "model_weights" in f else f
-        if "layer_names" not in root.attrs:
-            hint = (
-                " It looks like a Keras 3 '.weights.h5' file, which stores weights by position, not by "
-                "layer name; write the weights with mans.model.save_backbone_weights or in Keras' legacy "
-                "'.h5' layout."
-                if "layers" in root
-                else ""
-            )
-            raise ValueError(
-                f"{path}: expected a Keras HDF5 weights file with per-layer groups (attribute "
-                f"'layer_names'), found none.{hint}"
-            )
-        weights = {}
-        for layer_name in root.attrs["layer_names"]:
-            layer_name = layer_name.decode() if isinstance(layer_name, bytes) else str(layer_name)
-            group = root[layer_name]
-            names = group.attrs.get("weight_names", [])
-            names = [n.decode() if isinstance(n, bytes) else str(n) for n in names]
-            weights[layer_name.replace("/", "_")] = [np.asarray(group[n]) for n in names]
-        return weights
+def load_backbone_weights(model: keras.Model, path: str | os.PathLike) -> str:
+    """Loads ImageNet weights into the STCM from a published file (`mans.imagenet`): the authors'
+    DenseNet-Keras `densenet161_weights_tf.h5`, torchvision's `.pth`, timm's `.safetensors`, or a by-name Keras
+    `.h5` in the STCM's own or Keras' DenseNet names. TARM and the predictions layer keep their weights;
+    nothing is assigned unless the whole backbone fits.
 
-
-def load_backbone_weights(model: keras.Model, path: str | os.PathLike) -> None:
-    """Loads STCM weights by layer name, e.g. converted ImageNet DenseNet-161 weights.
-
-    Every STCM layer with weights must be in the file, under its own name or, for the densenet161 STCM,
-    under Keras' DenseNet name (`keras_densenet_name`); layers of the file the model lacks (a classifier,
-    say) are ignored. TARM and the predictions layer keep their initial weights. Nothing is assigned
-    unless the whole backbone matches.
-
-    Args:
-        model: a model from `build_model`.
-        path: a Keras HDF5 weights file in the by-name layout (Keras 2 / legacy ".h5", or the output of
-            `save_backbone_weights`).
+    Returns:
+        The line that says what was loaded: the file, its layout and the number of layers.
 
     Raises:
         FileNotFoundError: the file does not exist.
-        ValueError: the file is not a by-name Keras weights file, or lacks a layer of the STCM, or holds
-            weights of another shape; the message names the file and the first such layer.
+        ValueError: the file is not one of those layouts, lacks a layer of the STCM, or holds weights of another
+            shape; the message names the file and the first such layer or key.
     """
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"ImageNet weights file not found: {path}")
-    stored = _read_by_name(path)
-    assignments = []
-    for layer in _backbone_layers(model):
-        alias = keras_densenet_name(layer.name)
-        key = layer.name if layer.name in stored else alias if alias in stored else None
-        if key is None:
-            also = f" or {alias!r}" if alias else ""
-            raise ValueError(f"{path}: expected weights for layer {layer.name!r}{also}, found none")
-        expected = [tuple(w.shape) for w in layer.weights]
-        found = [tuple(a.shape) for a in stored[key]]
-        if expected != found:
-            raise ValueError(
-                f"{path}: layer {key!r} (model layer {layer.name!r}) expected weight shapes {expected}, found {found}"
-            )
-        assignments.append((layer, stored[key]))
-    for layer, arrays in assignments:
-        layer.set_weights(arrays)
+    layers = _backbone_layers(model)
+    arrays, layout = imagenet.read_stcm_weights(layers, path, keras_densenet_name)
+    for layer in layers:
+        layer.set_weights(arrays[layer.name])
+    return f"ImageNet weights: {len(layers)} STCM layers from {os.fspath(path)} ({layout})"
 
 
 def _check_choice(name: str, value, choices: tuple[str, ...]) -> None:

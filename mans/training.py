@@ -150,11 +150,15 @@ def _make_model(plan: _Plan, steps_per_epoch: int) -> keras.Model:
         frozen_attention=config.frozen_attention,
         stcm_residual=config.stcm_residual,
         reset_after=config.reset_after,
-        imagenet_weights=config.imagenet_weights,
         augmentation=train_config.augmentation_strengths(config),
         augmentation_seed=config.seed,
         mirror_columns=preprocess.mirror_columns(datasets.get_dataset(plan.data.dataset).layout, plan.data.size),
     )
+    if config.imagenet_weights is not None and plan.resume_state is None:
+        try:
+            print(model_lib.load_backbone_weights(model, config.imagenet_weights))
+        except (ValueError, FileNotFoundError) as error:
+            raise UsageError(str(error)) from None
     if config.init_from is not None and plan.resume_state is None:
         copied, skipped = checkpoints.init_weights_from(model, config.init_from)
         fresh = f"; starting afresh: {', '.join(skipped)}" if skipped else ""
