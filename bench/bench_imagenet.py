@@ -69,8 +69,8 @@ def compare(folder: pathlib.Path) -> None:
         got, line = stcm_features(path, x)
         difference = np.abs(got - expected)
         print(line.replace(f"{folder}/", ""))
-        print(f"  {path.suffix}: pooled features {got.shape}, |torchvision| up to {np.abs(expected).max():.3f}; max abs "
-              f"difference {difference.max():.2e}, max relative {difference.max() / np.abs(expected).max():.2e} "
+        print(f"  {path.suffix}: pooled features {got.shape}, |torchvision| up to {np.abs(expected).max():.3f}; "
+              f"max abs difference {difference.max():.2e}, max relative {difference.max() / np.abs(expected).max():.2e} "
               "(to the largest feature)")
 
 
