@@ -37,6 +37,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="run each step op by op, without tracing a graph (a check on the CPU: tracing DenseNet-161's "
         "training step takes minutes there, far longer than one eager step)",
     )
+    parser.add_argument("--imagenet-weights", help="densenet161: start the STCM from this weights file "
+                        "(train_MANs.py --imagenet-weights; the line it prints names what was loaded)")
+    parser.add_argument("--write-imagenet-weights", metavar="FILE", help="write a densenet161 STCM's random weights "
+                        "in torchvision's layout (.safetensors) to FILE and stop: a stand-in for the published file")
     parser.add_argument(
         "--backend",
         choices=["tensorflow", "jax", "torch"],
@@ -95,7 +99,7 @@ def main(argv=None) -> None:
     import keras
     import numpy as np
 
-    from mans.model import VARIANT_DEFAULTS, build_model
+    from mans.model import VARIANT_DEFAULTS, build_model, load_backbone_weights
 
     backend = keras.backend.backend()
     policy = "mixed_bfloat16" if args.mixed_precision else "float32"
@@ -105,6 +109,15 @@ def main(argv=None) -> None:
     print(f"device: {device_description(backend)}")
     execution = "run eagerly" if args.run_eagerly else f"jit_compile {args.jit_compile}"
     print(f"policy {policy}, {execution}, batch {args.batch_size}, warm-up {args.warmup} + timed {args.steps} steps")
+    if args.write_imagenet_weights:
+        from safetensors.numpy import save_file
+
+        from mans import imagenet
+
+        stcm = build_model(args.num_classes, "densenet161", 32, use_tarm=False)
+        save_file(imagenet.to_torchvision_state(stcm.layers), args.write_imagenet_weights)
+        print(f"wrote a densenet161 STCM's random weights in torchvision's layout to {args.write_imagenet_weights}")
+        return
     variants = ["resnet", "densenet161"] if args.variant == "both" else [args.variant]
     rng = np.random.default_rng(1234)
     for variant in variants:
@@ -112,6 +125,8 @@ def main(argv=None) -> None:
         model = build_model(
             args.num_classes, variant, size, recurrent_dropout=args.recurrent_dropout, reset_after=args.reset_after
         )
+        if variant == "densenet161" and args.imagenet_weights:
+            print(load_backbone_weights(model, args.imagenet_weights))
         gru = model.get_layer("tarm_x").memory.forward_layer
         model.compile(
             optimizer=keras.optimizers.SGD(0.01, momentum=0.9, nesterov=True),

@@ -3,7 +3,8 @@
 #   0. the data path's samples/s per reading thread and a stand-in model that costs nothing trained from the
 #      file with model.fit (bench/bench_data.py --skip-model): the rate the training loop can be fed at;
 #   1. training samples/s of the 50 x 50 (resnet) and 224 x 224 (densenet161) networks, mixed precision
-#      (bench/bench_model.py: train_on_batch on one batch of 128, compilation excluded);
+#      (bench/bench_model.py: train_on_batch on one batch of 128, compilation excluded), the DenseNet-161 STCM
+#      started from a weights file in torchvision's published layout that the script writes itself;
 #   2. the paper's 50-epoch NTU-60 schedule (batch 128, held-out validation) on an NTU-60-sized synthetic file
 #      (40,000 training-side samples), 3 epochs run through train_MANs' code and extrapolated to 50
 #      (bench/bench_train.py --full);
@@ -66,7 +67,8 @@ rates() {  # steps 0 and 1
   python3 bench/bench_data.py "${data_path[@]}" --folder "$work/data_path"
   echo "== 1. training samples/s of the network"
   python3 bench/bench_model.py "${model_resnet[@]}"
-  python3 bench/bench_model.py "${model_densenet[@]}"
+  python3 bench/bench_model.py --write-imagenet-weights "$work/densenet161.safetensors"
+  python3 bench/bench_model.py "${model_densenet[@]}" --imagenet-weights "$work/densenet161.safetensors"
 }
 
 schedule_and_reload() {  # steps 2 and 3

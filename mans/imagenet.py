@@ -100,6 +100,25 @@ def from_torchvision(layers: list, state: Mapping[str, np.ndarray], path: str,
     return arrays
 
 
+def to_torchvision_state(layers: list) -> dict[str, np.ndarray]:
+    """The STCM's weights (the densenet161 layers among `layers`) as a torchvision densenet161 state dict, the
+    inverse of `from_torchvision` (variances as the STCM's epsilon has them, so they load back unchanged)."""
+    state = {}
+    for layer in layers:
+        module = source_name(layer.name, "torchvision") if layer.weights else None
+        if module is None:
+            continue
+        weights = [keras.ops.convert_to_numpy(w) for w in layer.weights]
+        if _is_batchnorm(layer):
+            epsilon = float(layer.epsilon)
+            weights[3] = _shifted_variance(weights[3], epsilon, TORCHVISION_BN_EPSILON)
+            for name, value in zip(("weight", "bias", "running_mean", "running_var"), weights, strict=True):
+                state[f"{module}.{name}"] = np.ascontiguousarray(value, np.float32)
+        else:
+            state[f"{module}.weight"] = np.ascontiguousarray(np.transpose(weights[0], (3, 2, 0, 1)), np.float32)
+    return state
+
+
 def from_densenet_keras(layers: list, stored: Mapping[str, list[np.ndarray]], path: str,
                         stcm_epsilon: float) -> dict[str, list[np.ndarray]]:
     """{STCM layer name: weights} from a DenseNet-Keras by-name file, each Scale folded into its BatchNormalization:

@@ -166,3 +166,14 @@ def test_a_pth_without_torch_says_what_to_install(model, tmp_path, monkeypatch):
     with pytest.raises(ValueError, match=r"\.pth file needs torch \(pip install torch\); without it, use the same "
                                          r"weights as safetensors"):
         load_backbone_weights(model, path)
+
+
+def test_the_stcm_written_in_torchvisions_layout_loads_back_unchanged(model, tmp_path):
+    before = [w.copy() for layer in stcm_layers(model) for w in layer.get_weights()]
+    path = tmp_path / "round_trip.safetensors"
+    save_file(imagenet.to_torchvision_state(model.layers), str(path))
+    other = build_model(10, "densenet161", size=32, use_tarm=False)
+    load_backbone_weights(other, path)
+    after = [w for layer in stcm_layers(other) for w in layer.get_weights()]
+    for got, want in zip(after, before, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
