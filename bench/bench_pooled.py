@@ -59,6 +59,8 @@ RECIPES: dict[str, tuple[dict, dict]] = {
     "epochs 50": ({}, {"epochs": 50}),
     "no TARM": ({}, {"use_tarm": False}),
 }
+# action pairs that differ only by side or direction (1-based action numbers of the dataset)
+PAIRS = {"utd-mhad": ((1, 2), (9, 10)), "msr-action3d": ((1, 2),)}
 FUSED = {"fused: joint + bone": ("default", "bone"), "fused: joint + bone + motion": ("default", "bone", "motion")}
 
 
@@ -237,19 +239,43 @@ def report(rows: list[dict]) -> str:
              "|---|---|" + "---|" * len(names) + "---|---|"]
     for recipe, members in groups.items():
         seeds = sorted({row["seed"] for row in members})
-        complete = [s for s in seeds if all(
-            {row["subject"] for row in members if row["seed"] == s and row["dataset"] == d} == set(DATASETS[d][2])
-            for d in names)]
+        done = {d: [s for s in seeds if {row["subject"] for row in members if row["seed"] == s and row["dataset"] == d}
+                    == set(DATASETS[d][2])] for d in names}
+        complete = [s for s in seeds if all(s in done[d] for d in names)]
         cells = []
         for dataset in names:
             values = [np.mean([r["top1"] for r in members if r["dataset"] == dataset and r["seed"] == s])
-                      for s in complete]
+                      for s in done[dataset]]
             cells.append(f"{np.mean(values):.1f}" if values else "-")
-        pooled = np.mean([float(c) for c in cells]) if complete else float("nan")
+        pooled = np.mean([float(c) for c in cells]) if complete and all(done[d] == complete for d in names) else None
         seconds = np.mean([r["train_seconds"] for r in members])
         partial = "" if complete else f" (partial: {len(members)} runs)"
-        lines.append(f"| {recipe}{partial} | {' '.join(map(str, complete)) or '-'} | " + " | ".join(cells)
-                     + f" | {'-' if np.isnan(pooled) else f'{pooled:.1f}'} | {seconds:.0f} |")
+        shown = " ".join(map(str, complete)) or ", ".join(f"{d}: {' '.join(map(str, done[d]))}" for d in names
+                                                            if done[d]) or "-"
+        lines.append(f"| {recipe}{partial} | {shown} | " + " | ".join(cells)
+                     + f" | {'-' if pooled is None else f'{pooled:.1f}'} | {seconds:.0f} |")
+    return "\n".join(lines)
+
+
+def pair_confusions(rows: list[dict]) -> str:
+    """Per recipe, how often one action of a direction / side pair (PAIRS) was taken for the other, over every
+    run: the check of what the mirror augmentation and the mirror test view do to such pairs."""
+    scores = {entry["key"]: entry for entry in read_jsonl(SCORES)}
+    lines = ["| recipe | dataset | pair | test samples | taken for the other | right |", "|---|---|---|---|---|---|"]
+    for recipe in dict.fromkeys(row["recipe"] for row in rows):
+        for dataset, pairs in PAIRS.items():
+            entries = [scores[r["key"]] for r in rows if r["recipe"] == recipe and r["dataset"] == dataset
+                       and r["key"] in scores]
+            if not entries:
+                continue
+            labels = np.concatenate([e["labels"] for e in entries])
+            predicted = np.concatenate([np.argmax(e["scores"], axis=1) for e in entries])
+            for a, b in pairs:
+                inside = np.isin(labels, (a - 1, b - 1))
+                swapped = int(((labels == a - 1) & (predicted == b - 1)).sum()
+                              + ((labels == b - 1) & (predicted == a - 1)).sum())
+                right = int((predicted[inside] == labels[inside]).sum())
+                lines.append(f"| {recipe} | {dataset} | {a} / {b} | {int(inside.sum())} | {swapped} | {right} |")
     return "\n".join(lines)
 
 
@@ -274,6 +300,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time, each pinned to its own core")
     parser.add_argument("--commit", action="store_true", help="git-commit the rows after each run")
     parser.add_argument("--report", action="store_true", help="print the table of the rows so far and stop")
+    parser.add_argument("--pairs", action="store_true", help="with --report: also the direction / side pairs")
     parser.add_argument("--run-job", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.run_job:
@@ -281,6 +308,8 @@ def main() -> None:
         return
     if args.report:
         print(report(read_jsonl(ROWS)))
+        if args.pairs:
+            print(pair_confusions(read_jsonl(ROWS)))
         return
     unknown = [name for name in args.recipes if name not in RECIPES]
     if unknown:
