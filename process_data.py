@@ -57,6 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "first frame, for the whole recording), frame (every frame's own hip centre) or floor "
                         "(every frame's hips in the horizontal plane, the first frame's height); default: the "
                         "dataset's (README)")
+    parser.add_argument("--scale", choices=["none", "torso"],
+                        help="unit of the coordinates: none (the recording's, metres for a Kinect; the demo's) or "
+                        "torso (divided by the actor's torso length, hips to shoulder: the same image for a child "
+                        "and an adult); default: the dataset's (README)")
     parser.add_argument("--modality", nargs="+", choices=["joint", "bone", "motion"], default=["joint"],
                         help="what the image holds: joint (the positions, the paper's; default), bone (each joint "
                         "minus its parent along the dataset's bones) or motion (the difference of consecutive frames); "
@@ -119,6 +123,7 @@ def run(args: argparse.Namespace, command: str) -> None:
         out = args.out if number == 0 else storage.modality_path(args.out, modality)
         summary = storage.convert_folder(source, out, dataset=spec, mode=args.mode, size=args.size,
                                          frames=args.frames, signs=args.signs, centre=args.centre, modality=modality,
+                                         scale=args.scale,
                                          workers=args.workers,
                                          missing_list=args.missing_list, limit=args.limit, strict=args.strict,
                                          overwrite=args.overwrite, command=command, progress=not args.quiet)

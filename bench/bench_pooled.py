@@ -58,6 +58,8 @@ RECIPES: dict[str, tuple[dict, dict]] = {
     "rotation 60 scale 0.2": ({}, {"rotation": 60.0, "scale": 0.2}),
     "epochs 50": ({}, {"epochs": 50}),
     "no TARM": ({}, {"use_tarm": False}),
+    "torso scale": ({"scale": "torso"}, {}),  # an idea of ours: the body-size normalisation of cross-subject methods
+    "temporal crop 0.2": ({}, {"crop": 0.2}),  # an idea of ours: pyskl's random temporal crop, with its speed change
 }
 # action pairs that differ only by side or direction (1-based action numbers of the dataset)
 PAIRS = {"utd-mhad": ((1, 2), (9, 10)), "msr-action3d": ((1, 2),)}

@@ -101,6 +101,7 @@ class DatasetSpec:
     frames: str = "pad"  # preprocessing of the time axis (mans.preprocess.FRAMES); the demo pads
     signs: str = "demo"  # the sign fixes of the view normalisation (mans.preprocess.SIGNS); the demo's
     centre: str = "first"  # the origin of the view normalisation (mans.preprocess.CENTRES); the demo's
+    scale: str = "none"  # the unit of the coordinates (mans.preprocess.SCALES); the demo's: the recording's
     train_defaults: Mapping[str, object] = dataclasses.field(
         default_factory=lambda: types.MappingProxyType({})
     )
@@ -118,10 +119,11 @@ class DatasetSpec:
 
     def preprocessing(
         self, mode: str = "faithful", frames: str | None = None, signs: str | None = None, centre: str | None = None,
-        modality: str = "joint",
+        modality: str = "joint", scale: str | None = None,
     ) -> Preprocessing:
         """The preprocessing of this dataset's files: the settings given, the dataset's own where one is None."""
-        return Preprocessing(mode, frames or self.frames, signs or self.signs, centre or self.centre, modality)
+        return Preprocessing(mode, frames or self.frames, signs or self.signs, centre or self.centre, modality,
+                             scale or self.scale)
 
     def split(self, benchmark: str) -> description_lib.Split:
         """The rule of a benchmark ("loso-3": the "loso" rule)."""
@@ -161,7 +163,8 @@ def spec_from_description(desc: description_lib.Description) -> DatasetSpec:
     return DatasetSpec(
         name=desc.name, num_classes=len(desc.actions), class_names=tuple(desc.actions),
         benchmarks=benchmark_names(desc), layout=layout_of(desc), frames=desc.frames, signs=desc.signs,
-        centre=desc.centre, train_defaults=types.MappingProxyType(defaults), joint_names=tuple(desc.joints),
+        centre=desc.centre, scale=desc.scale, train_defaults=types.MappingProxyType(defaults),
+        joint_names=tuple(desc.joints),
         bones=tuple((index(a), index(b)) for a, b in desc.bones), description=desc,
     )
 

@@ -99,6 +99,7 @@ class Description(_Strict):
     frames: Literal["pad", "resample", "timed"] = "pad"
     signs: Literal["demo", "rigid"] = "demo"  # the sign fixes of the view normalisation (mans.preprocess.SIGNS)
     centre: Literal["first", "frame", "floor"] = "first"  # origin of the view normalisation (mans.preprocess.CENTRES)
+    scale: Literal["none", "torso"] = "none"  # the unit of the coordinates (mans.preprocess.SCALES)
     training: Training = Training()
 
     @pydantic.model_validator(mode="after")

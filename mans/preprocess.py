@@ -50,6 +50,10 @@ CENTRES = ("first", "frame", "floor")
 # along the dataset's bones (`JointLayout.parents`; the root's row is zero); "motion" the difference of consecutive
 # recorded frames (x[t + 1] - x[t], the last frame's zero).
 MODALITIES = ("joint", "bone", "motion")
+# The unit of the coordinates: "none" keeps the recording's (metres for a Kinect, the demo's); "torso" (ours)
+# divides every coordinate by the actor's torso length (`torso_length`), so a child and an adult doing the same
+# action give the same image (the body-size normalisation of skeleton methods for cross-subject protocols).
+SCALES = ("none", "torso")
 NUM_JOINTS = 25
 MAX_BODIES = 2
 TORSO = (0, 1, 4, 8, 12, 16, 20)  # spine base, spine mid, shoulders, hips, spine shoulder
@@ -70,7 +74,8 @@ class Preprocessing:
     preprocesses a recording for its checkpoint (`mans.evaluation.Predictor`, `mans.stream`).
 
     mode: MODES; frames: the time axis to S rows, FRAMES; signs: the sign fixes, SIGNS; centre: the origin, CENTRES;
-    modality: what the image holds, MODALITIES. The defaults are the authors' demo. Raises ValueError naming the
+    modality: what the image holds, MODALITIES; scale: the unit of the coordinates, SCALES. The defaults are the
+    authors' demo. Raises ValueError naming the
     setting for a value outside its choices.
     """
 
@@ -79,10 +84,11 @@ class Preprocessing:
     signs: str = "demo"
     centre: str = "first"
     modality: str = "joint"
+    scale: str = "none"
 
     def __post_init__(self) -> None:
         choices_of = (("mode", MODES), ("frames", FRAMES), ("signs", SIGNS), ("centre", CENTRES),
-                      ("modality", MODALITIES))
+                      ("modality", MODALITIES), ("scale", SCALES))
         for name, choices in choices_of:
             if getattr(self, name) not in choices:
                 raise ValueError(f"expected {name} among {list(choices)}, found {getattr(self, name)!r}")
@@ -94,7 +100,7 @@ class Preprocessing:
 
     def attrs(self) -> dict[str, str]:
         """The record as the attrs a file stores: {"mode": ..., "frames": ..., "signs": ..., "centre": ...,
-        "modality": ...}."""
+        "modality": ..., "scale": ...}."""
         return dataclasses.asdict(self)
 
 
@@ -496,12 +502,26 @@ def normalised_rows(skel, preprocessing: Preprocessing = DEMO, layout: JointLayo
 
 
 def signed_and_centred(rows: np.ndarray, layout: JointLayout, preprocessing: Preprocessing) -> np.ndarray:
-    """The view-normalised rows after the sign fixes (step 5) and, where the centre is "frame" or "floor",
-    `centre_frames`."""
+    """The view-normalised rows after the sign fixes (step 5), where the centre is "frame" or "floor"
+    `centre_frames`, and where the scale is "torso" divided by `torso_length`."""
     rows = fix_signs(rows, layout, preprocessing.signs)
-    if preprocessing.centre == "first":
-        return rows
-    return centre_frames(rows, layout, keep_height=preprocessing.centre == "floor")
+    if preprocessing.centre != "first":
+        rows = centre_frames(rows, layout, keep_height=preprocessing.centre == "floor")
+    if preprocessing.scale == "torso":
+        rows = rows / torso_length(rows, layout)
+    return rows
+
+
+def torso_length(rows: np.ndarray, layout: JointLayout) -> float:
+    """The median over the frames of the distance from the mean of the `origin` joints (the hips) to the `up`
+    joint (a shoulder) of the first body, where that body is present; 1.0 where it cannot be measured."""
+    body = np.asarray(rows, np.float64)[:, : layout.num_joints, : layout.dims]  # (T, J, dims) of body 0
+    present = np.any(body != 0, axis=(1, 2))
+    if not present.any():
+        return 1.0
+    hips = body[present][:, list(layout.origin)].mean(axis=1)
+    length = float(np.median(np.linalg.norm(body[present][:, layout.up] - hips, axis=1)))
+    return length if length > 1e-6 else 1.0
 
 
 def image_from_rows(

@@ -85,7 +85,8 @@ class ConversionSummary:
         if self.preprocessing is None:
             return ""
         p = self.preprocessing
-        return f"frames {p.frames}, signs {p.signs}, centre {p.centre}, {p.modality} images; "
+        scale = ", scaled to the torso" if p.scale == "torso" else ""
+        return f"frames {p.frames}, signs {p.signs}, centre {p.centre}{scale}, {p.modality} images; "
 
     def line(self) -> str:
         reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(self.skipped.items()))
@@ -236,6 +237,7 @@ def convert_folder(
     signs: str | None = None,
     centre: str | None = None,
     modality: str = "joint",
+    scale: str | None = None,
     workers: int | None = None,
     missing_list: str | os.PathLike | None = None,
     limit: int | None = None,
@@ -249,7 +251,8 @@ def convert_folder(
     dataset: a built-in name ("ntu60", "ntu120", "utkinect", "msr-action3d", "utd-mhad"), a description .json file or a
     `DatasetSpec`; None: NTU RGB+D, ntu120 when an action number exceeds 60, else ntu60. The description's
     reader (`mans.readers`) lists the sequences; each is read, preprocessed (`frames`, `signs`, `centre`:
-    the description's when None; `modality`: what the image holds, `preprocess.MODALITIES`) and stored in the
+    the description's when None; `modality`: what the image holds, `preprocess.MODALITIES`; `scale`: the unit of
+    the coordinates, `preprocess.SCALES`, the description's when None) and stored in the
     reader's order. Skipped, with a reason in the skip report: names on
     `missing_list` (NTU's samples without skeletons; reason "missing-list"), sequences the reader refuses
     (NTU "bad-name" and `SkeletonFormatError` reasons; the folder format's "no-file", "empty", "joint-count",
@@ -267,7 +270,7 @@ def convert_folder(
     if dataset is None:
         dataset = readers.detect_ntu_dataset(skeleton_dir, limit)
     spec = datasets.load_dataset(dataset) if isinstance(dataset, str) else dataset
-    preprocessing = spec.preprocessing(mode, frames, signs, centre, modality)
+    preprocessing = spec.preprocessing(mode, frames, signs, centre, modality, scale)
     workers = _check_arguments(size, workers, limit, spec.layout)
     if mode == "denoised" and spec.layout.dims != 3:
         raise ValueError(f"--mode denoised needs 3D joints; {spec.name} has 2D keypoints: use --mode faithful")

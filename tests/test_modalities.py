@@ -150,3 +150,17 @@ def test_a_fused_two_stream_run_through_the_scripts(modality_files, tmp_path):
                      tmp_path / "other", *tiny)
     assert missing.returncode == 2 and missing.stderr.count("\n") == 1
     assert "no motion file beside" in missing.stderr and not (tmp_path / "other").exists()
+
+
+def test_torso_scale_divides_the_image_by_the_hips_to_shoulder_length():
+    sequence = kinect_sequence()
+    skeleton = skeleton_from_array(sequence[:, None])
+    settings = {"size": 50, "layout": KINECT_V1_LAYOUT, "frames": "resample", "signs": "rigid", "centre": "floor"}
+    metres = preprocess.process_skeleton(skeleton, **settings)
+    scaled = preprocess.image_and_drops(skeleton, preprocess.Preprocessing("faithful", "resample", "rigid", "floor",
+                                                                           scale="torso"), 50, KINECT_V1_LAYOUT)[0]
+    hips = sequence[:, [12, 16]].mean(axis=1)  # the origin joints; the up joint is the left shoulder (4)
+    length = np.median(np.linalg.norm(sequence[:, 4] - hips, axis=1))  # a rotation keeps lengths
+    np.testing.assert_allclose(scaled, metres / length, rtol=1e-4, atol=1e-6)
+    assert preprocess.Preprocessing.from_attrs({"mode": "faithful"}).scale == "none"  # files made before
+    assert preprocess.torso_length(np.zeros((3, 20, 3)), KINECT_V1_LAYOUT) == 1.0  # nobody: unchanged
