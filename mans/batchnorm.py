@@ -45,7 +45,8 @@ def recompute_bn_statistics(model: keras.Model, images: np.ndarray, batch_size: 
         total = total_sq = 0.0
         count = 0
         for begin in range(0, len(features), batch_size):
-            values = np.asarray(probe(features[begin : begin + batch_size], training=False), dtype=np.float64)
+            values = keras.ops.convert_to_numpy(probe(features[begin : begin + batch_size], training=False))
+            values = values.astype(np.float64)
             values = values.reshape(-1, values.shape[-1])  # (batch * positions, channels)
             total = total + values.sum(0)
             total_sq = total_sq + (values**2).sum(0)
