@@ -34,8 +34,9 @@ def parser() -> argparse.ArgumentParser:
                    "run folder holding the folds; a folder of seed-<seed> runs (train_MANs.py --seeds): the seed "
                    "ensemble")
     p.add_argument("--data", help="HDF5 file from process_data.py")
-    p.add_argument("--benchmark", default="xsub", help="xsub or xview (NTU-60), xsub or xset (NTU-120), xsub, loso "
-                   "or loso-K (UT-Kinect); default xsub")
+    p.add_argument("--benchmark", default="xsub", help="a split of the data's dataset: xsub or xview (NTU-60), xsub "
+                   "or xset (NTU-120), xsub, loso or loso-K (UT-Kinect, MSR Action3D, UTD-MHAD), or a split your "
+                   "description names; default xsub")
     p.add_argument("--fold-checkpoint", default="best.keras",
                    help="with --benchmark loso or a seed ensemble: the checkpoint evaluated in each fold's or seed's "
                    "folder (default best.keras)")

@@ -127,6 +127,8 @@ def run(args: argparse.Namespace, command: str) -> None:
                                          workers=args.workers,
                                          missing_list=args.missing_list, limit=args.limit, strict=args.strict,
                                          overwrite=args.overwrite, command=command, progress=not args.quiet)
+        for note in summary.notes:
+            print(note)
         print(summary.line())
 
 

@@ -25,8 +25,10 @@ def parser() -> argparse.ArgumentParser:
         choices=["resnet", "densenet161"],
         help="STCM: resnet (50 x 50, default) or densenet161 (224 x 224)",
     )
-    p.add_argument("--epochs", type=int, help="default 50")
-    p.add_argument("--batch-size", type=int, help="default 128")
+    p.add_argument("--epochs", type=int, help="default: the dataset's (100 for UT-Kinect, MSR Action3D and UTD-MHAD, "
+                   "the small-data preset), else the paper's 50")
+    p.add_argument("--batch-size", type=int, help="default: the dataset's (16 for the small-data preset), else the "
+                   "paper's 128")
     p.add_argument("--lr", type=float, help="initial SGD learning rate, default 0.01")
     p.add_argument("--momentum", type=float, help="default 0.9")
     p.add_argument("--nesterov", action=argparse.BooleanOptionalAction, help="Nesterov momentum, default on")

@@ -353,7 +353,9 @@ def evaluate(
     out = checkpoint.parent if out is None else pathlib.Path(out)
     tta = tta or trained_tta(checkpoint)
     _note_mode_mismatch(checkpoint, data)
-    extra: dict[str, object] = {"data_mode": data.attrs.get("mode"), "bn_statistics": "as saved"}
+    settings = preprocess.Preprocessing.from_attrs(data.attrs)
+    extra: dict[str, object] = {"data_mode": data.attrs.get("mode"), "bn_statistics": "as saved",
+                                "data_preprocessing": settings.attrs()}
     if recompute_bn_stats:
         rows = _bn_rows(checkpoint, data, benchmark, splits.fit)
         rows = bn_rows(rows, bn_samples)

@@ -50,6 +50,7 @@ class Listing:
     entries: list[Entry]
     skips: list[tuple[str, str, str]]
     files: int
+    notes: list[str] = dataclasses.field(default_factory=list)  # things the user should know, one line each
 
 
 @dataclasses.dataclass(frozen=True)
@@ -215,6 +216,15 @@ def _labels_table(folder: pathlib.Path, desc) -> tuple[pathlib.Path, list[dict[s
     return path, rows
 
 
+def _unlisted_columns(path: pathlib.Path, rows: list[dict[str, str]], desc) -> list[str]:
+    """A note for the labels table's columns that the description does not list (read by nothing)."""
+    unlisted = [column for column in rows[0] if column not in ("sequence", "action", *desc.columns)]
+    if not unlisted:
+        return []
+    return [f"note: {path}: column(s) {', '.join(unlisted)} are not among the description's columns "
+            f"({', '.join(desc.columns)}) and are ignored; list them under \"columns\" to store them"]
+
+
 def _group_value(path: pathlib.Path, line: int, column: str, text: str) -> int | str:
     if not text:
         raise ValueError(f"{path}, line {line}: column {column!r} is empty")
@@ -258,7 +268,7 @@ def _list_folder(folder, spec, options) -> Listing:
             continue
         entries.append(Entry(name, columns, (str(array), shape)))
     entries.sort(key=lambda entry: entry.name)  # stored in ascending name order, as NTU's
-    return Listing(entries, skips, len(rows))
+    return Listing(entries, skips, len(rows), _unlisted_columns(path, rows, desc))
 
 
 def load_sequence(path: str, shape: tuple[int, int, str]) -> Skeleton:
@@ -272,19 +282,20 @@ def load_sequence(path: str, shape: tuple[int, int, str]) -> Skeleton:
         array = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as error:
         raise SampleSkipped("unreadable", f"{name}: not a numpy array file ({error})") from None
+    shape_read = array.shape  # the file's own shape, for the messages
     if array.ndim == 3:
         array = array[:, None]  # (F, 1, J, C)
     if array.ndim != 4 or not np.issubdtype(array.dtype, np.number):
         raise SampleSkipped("shape", f"{name}: expected a number array (frames, joints, channels) or (frames, "
-                            f"bodies, joints, channels), found {array.dtype} of shape {array.shape}")
+                            f"bodies, joints, channels), found {array.dtype} of shape {shape_read}")
     if len(array) == 0:
-        raise SampleSkipped("empty", f"{name}: no frame (shape {array.shape})")
+        raise SampleSkipped("empty", f"{name}: no frame (shape {shape_read})")
     if array.shape[2] != joints:
         raise SampleSkipped("joint-count", f"{name}: expected {joints} joints (the description's), found "
-                            f"{array.shape[2]} (shape {array.shape})")
+                            f"{array.shape[2]} (shape {shape_read})")
     if array.shape[3] != channels:
         raise SampleSkipped("channel-count", f"{name}: expected {channels} channels (the description's coordinates),"
-                            f" found {array.shape[3]} (shape {array.shape})")
+                            f" found {array.shape[3]} (shape {shape_read})")
     if array.shape[1] > bodies:
         raise SampleSkipped("body-count", f"{name}: expected at most {bodies} bodies (the description's), found "
                             f"{array.shape[1]}")

@@ -76,6 +76,7 @@ class ConversionSummary:
     seconds: float
     noise_report_path: pathlib.Path | None = None  # denoised mode: the bodies dropped as noise
     preprocessing: preprocess.Preprocessing | None = None
+    notes: tuple[str, ...] = ()  # lines for the user before the summary (a labels column nothing reads, ...)
 
     @property
     def files_per_second(self) -> float:
@@ -305,7 +306,7 @@ def convert_folder(
     return ConversionSummary(
         out_path=out_path, report_path=report_path_for(out_path), dataset=spec.name, mode=mode, size=size,
         files=listing.files, kept=kept, skipped=skipped, seconds=time.perf_counter() - started,
-        noise_report_path=noise_report, preprocessing=preprocessing,
+        noise_report_path=noise_report, preprocessing=preprocessing, notes=tuple(listing.notes),
     )
 
 

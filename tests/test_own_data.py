@@ -282,6 +282,8 @@ def test_bad_sequences_are_skipped_with_their_reason(small, tmp_path, capsys):
     with open(storage.report_path_for(out)) as handle:
         report = {row["name"]: row for row in csv.DictReader(handle)}
     assert report["s1_clap_0"]["reason"] == "joint-count" and "expected 15 joints" in report["s1_clap_0"]["message"]
+    assert f"(shape {good[:, :14].shape})" in report["s1_clap_0"]["message"]
+    assert ", 1, 14, 3)" not in report["s1_clap_0"]["message"]  # the file's own shape, no added bodies axis
     assert report["s2_kick_0"]["reason"] == "no-file" and "s2_kick_0.npy not found" in report["s2_kick_0"]["message"]
     meta, _ = storage.read_metadata(out)
     assert "s1_wave_0" in set(meta["name"]) and len(meta["name"]) == 7
@@ -310,3 +312,13 @@ def test_builtin_descriptions_match_the_readers():
     assert datasets.get_dataset("ntu60").layout == preprocess.NTU_LAYOUT
     assert datasets.get_dataset("msr-action3d").layout == preprocess.KINECT_V1_LAYOUT
     assert datasets.get_dataset("utkinect").train_defaults == datasets.SMALL_DATA_TRAIN_DEFAULTS
+
+
+def test_a_labels_column_the_description_does_not_list_is_named(small, tmp_path, capsys):
+    folder, desc = small
+    labels = (folder / "labels.csv").read_text().splitlines()
+    rows = [labels[0] + ",camera_height"] + [line + ",1.2" for line in labels[1:]]
+    (folder / "labels.csv").write_text("\n".join(rows) + "\n")
+    code, printed, err = process(capsys, "--dataset", desc, "--skeletons", folder, "--out", tmp_path / "o.h5")
+    assert code == 0, err
+    assert "labels.csv: column(s) camera_height are not among the description's columns" in printed
