@@ -7,7 +7,7 @@ data was:
                  the explained class most ringed and named;
     attention    the TARM attention weight of every image row (one per frame) for x, y and z
                  (`mans.model.frame_attention`) on its whole 0-1 scale, with its spread over the frames beside
-                 the spread a freshly initialised copy of the network has on the same recording: frames are
+                 the spread freshly initialised copies of the network have on the same recording: frames are
                  named "most" and "least" attended only where the trained spread is the larger;
     importance   the drop of the explained class's probability when each time step is hidden
                  (`mans.importance`, occlusion: forward passes only), padding rows shaded;
@@ -62,9 +62,9 @@ class Explanation:
     most, least: the most and least attended real rows (mean over x, y, z), None without TARM.
     top: [(class index, name, probability)], best first. skeleton_image: (S, S, 3) the joint positions the
     skeletons are drawn from (the image itself for a joint checkpoint; bone and motion images are not
-    positions). initial_spread: the spread (max - min over the real rows) of the mean attention that a freshly
-    initialised copy of the network gives the same image, None without TARM. importance: the occlusion
-    importance for the explained class. preprocessing: the checkpoint's. joint_names: of one body.
+    positions). initial_spread: the largest spread (max - min over the real rows) of the mean attention that
+    FRESH_COPIES freshly initialised copies of the network give the same image, None without TARM. importance: the
+    occlusion importance for the explained class. preprocessing: the checkpoint's. joint_names: of one body.
     """
 
     name: str
@@ -157,10 +157,13 @@ def _shown_rows(real: np.ndarray, attention: np.ndarray | None) -> tuple[tuple[i
     return tuple(sorted(chosen)), most, least
 
 
-def fresh_inspector(model: keras.Model) -> keras.Model:
-    """`inspector` of a copy of `model` with newly initialised weights: the attention a network has before
-    training, the yardstick of the trained attention's spread."""
-    return inspector(keras.models.clone_model(model))
+FRESH_COPIES = 3  # freshly initialised networks whose largest attention spread is the yardstick
+
+
+def fresh_inspector(model: keras.Model) -> list[keras.Model]:
+    """`inspector`s of FRESH_COPIES copies of `model` with newly initialised weights: the attention networks have
+    before training; the largest spread among them is the yardstick of the trained attention's spread."""
+    return [inspector(keras.models.clone_model(model)) for _ in range(FRESH_COPIES)]
 
 
 def explain_recording(
@@ -169,7 +172,7 @@ def explain_recording(
     source: str = "",
     probe: keras.Model | None = None,
     *,
-    fresh: keras.Model | None = None,
+    fresh: list[keras.Model] | None = None,
     target: int | None = None,
     window: int | None = None,
 ) -> Explanation:
@@ -191,8 +194,9 @@ def explain_recording(
     shown, most, least = _shown_rows(real, attention)
     initial = None
     if attention is not None:
-        first = (fresh or fresh_inspector(predictor.model)).predict_on_batch(image[None])
-        initial = float(np.ptp(np.asarray(first[2][0], np.float64).mean(0)[real]))
+        spreads = [np.ptp(np.asarray(copy.predict_on_batch(image[None])[2][0], np.float64).mean(0)[real])
+                   for copy in fresh or fresh_inspector(predictor.model)]
+        initial = float(max(spreads))
     layout = recording.layout
     offset = (predictor.size - layout.columns) // 2
     occlusion = importance.occlusion_importance(
@@ -241,10 +245,15 @@ def _pyplot():
 
 def body_joints(image: np.ndarray, row: int, layout: preprocess.JointLayout) -> list[np.ndarray]:
     """The (J, 3) joints of each body present in one image row (columns centred in S as step 6 puts them)."""
+    return [body for _, body in _numbered_bodies(image, row, layout)]  # an absent body is a zero block
+
+
+def _numbered_bodies(image: np.ndarray, row: int, layout: preprocess.JointLayout) -> list[tuple[int, np.ndarray]]:
+    """(body number, (J, 3) joints) of each body present in one image row."""
     columns = preprocess.fixed_length_sources(layout.columns, image.shape[1])
     first = int(np.flatnonzero(columns == 0)[0])
     joints = image[row, first : first + layout.columns].reshape(layout.max_bodies, layout.num_joints, 3)
-    return [body for body in joints if np.any(body)]  # an absent body is a zero block
+    return [(number, body) for number, body in enumerate(joints) if np.any(body)]
 
 
 def _skeleton_limits(expl: Explanation, rows: Sequence[int]) -> tuple[tuple[float, float], tuple[float, float]]:
@@ -268,7 +277,7 @@ def _draw_skeleton(ax, expl: Explanation, row: int, limits, bone_alpha: float = 
     side in red and the `marked` joint columns ringed; returns the bone lines."""
     lines = []
     right = _right_joints(expl.layout)
-    for k, body in enumerate(body_joints(expl.positions, row, expl.layout)):
+    for k, (number, body) in enumerate(_numbered_bodies(expl.positions, row, expl.layout)):
         colour = BODY_COLOURS[k % len(BODY_COLOURS)]
         for a, b in expl.bones:
             side = RIGHT_COLOUR if a in right and b in right else colour
@@ -276,7 +285,7 @@ def _draw_skeleton(ax, expl: Explanation, row: int, limits, bone_alpha: float = 
             lines.append(line)
         ax.scatter(body[:, 0], body[:, 2], s=6, color=colour, zorder=3)
         ax.scatter(body[right, 0], body[right, 2], s=6, color=RIGHT_COLOUR, zorder=3)
-        rings = [c - k * expl.layout.num_joints for c in marked if c // expl.layout.num_joints == k]
+        rings = [c % expl.layout.num_joints for c in marked if c // expl.layout.num_joints == number]
         ax.scatter(body[rings, 0], body[rings, 2], s=120, facecolors="none", edgecolors="k", lw=1.5, zorder=4)
     ax.set_xlim(*limits[0])
     ax.set_ylim(*limits[1])
@@ -320,7 +329,7 @@ def _shade_padding(ax, sources: np.ndarray) -> None:
 
 def _draw_attention(ax, expl: Explanation, legend: bool = True) -> list:
     """The attention curves of x, y, z over the image rows on the whole 0-1 scale, padding shaded, the spread
-    beside a freshly initialised network's; returns the three lines."""
+    beside that of freshly initialised networks; returns the three lines."""
     size = len(expl.sources)
     _shade_padding(ax, expl.sources)
     rows = np.arange(size)
@@ -346,7 +355,7 @@ def _spread_note(expl: Explanation) -> str:
     note = f"over the frames: {real.min():.4f} - {real.max():.4f} (spread {np.ptp(real):.4f})"
     if expl.initial_spread is None:
         return note
-    verdict = ("larger than" if expl.attention_distinct else "no larger than") + " a freshly initialised network's"
+    verdict = ("larger than" if expl.attention_distinct else "no larger than") + " freshly initialised networks'"
     return f"{note}, {verdict} ({expl.initial_spread:.4f})"
 
 
@@ -396,6 +405,8 @@ def _draw_joint_bars(ax, expl: Explanation) -> np.ndarray:
     ax.set_yticks([])
     ax.set_ylim(-0.6, len(columns))
     ax.set_xlabel("drop of p(class) when the joint is held still", fontsize=8)
+    ax.locator_params(axis="x", nbins=4)
+    ax.ticklabel_format(axis="x", style="sci", scilimits=(-2, 3))
     ax.tick_params(labelsize=7)
     ax.set_title(f"joints (the {TOP_JOINTS} ringed above in black)", fontsize=9)
     return drops
