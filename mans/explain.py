@@ -406,7 +406,7 @@ def _draw_joint_bars(ax, expl: Explanation) -> np.ndarray:
     ax.set_ylim(-0.6, len(columns))
     ax.set_xlabel("drop of p(class) when the joint is held still", fontsize=8)
     ax.locator_params(axis="x", nbins=4)
-    ax.ticklabel_format(axis="x", style="sci", scilimits=(-2, 3))
+    ax.xaxis.set_major_formatter("{x:.2g}")
     ax.tick_params(labelsize=7)
     ax.set_title(f"joints (the {TOP_JOINTS} ringed above in black)", fontsize=9)
     return drops
