@@ -511,9 +511,7 @@ class Predictor:
 
     def image_of_rows(self, skel, rows: np.ndarray) -> np.ndarray:
         """The model's image of a recording's `rows` (from `rows`): the modality's rows fixed to S."""
-        rows = preprocess.modality_rows(rows, self.preprocessing.modality, self.layout)
-        times = preprocess.row_times(skel, self.preprocessing)
-        return preprocess.image_from_rows(rows, self.size, self.preprocessing.frames, times)
+        return preprocess.model_image(skel, rows, self.preprocessing, self.size, self.layout)
 
     def scores(self, images: np.ndarray) -> np.ndarray:
         """Softmax scores (n, classes) float32 of (n, S, S, 3) images, through the compiled predict function

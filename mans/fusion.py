@@ -101,6 +101,19 @@ def ensemble(
     }
 
 
+def _fold_means(per_fold: dict[str, dict], members: int) -> dict[str, object]:
+    """The fused top1, top5 and mean_class_accuracy and each member's top1 ("member_top1"), means over the folds'
+    fusions; the sample count and the per-fold metrics."""
+    means: dict[str, object] = {key: float(np.mean([metrics[key] for metrics in per_fold.values()]))
+                                for key in ("top1", "top5", "mean_class_accuracy")}
+    means["member_top1"] = [
+        float(np.mean([metrics["members"][k]["top1"] for metrics in per_fold.values()])) for k in range(members)
+    ]
+    means["num_samples"] = sum(int(metrics["num_samples"]) for metrics in per_fold.values())
+    means["per_fold"] = per_fold
+    return means
+
+
 def evaluate_seeds(
     run_dir: str | os.PathLike,
     data_path: str | os.PathLike,
@@ -141,13 +154,7 @@ def evaluate_seeds(
         "seeds": [runfolder.seed_of(member) for member in members],
         "folds": len(folds),
     }
-    for key in ("top1", "top5", "mean_class_accuracy"):
-        summary[key] = float(np.mean([metrics[key] for metrics in per_fold.values()]))
-    summary["member_top1"] = [
-        float(np.mean([metrics["members"][k]["top1"] for metrics in per_fold.values()])) for k in range(len(members))
-    ]
-    summary["num_samples"] = sum(int(metrics["num_samples"]) for metrics in per_fold.values())
-    summary["per_fold"] = per_fold
+    summary.update(_fold_means(per_fold, len(members)))
     runfolder.write_json_atomic(run_dir / f"{benchmark}_seeds.json", summary)
     return summary
 
@@ -204,12 +211,6 @@ def evaluate_modalities(
                                                                    files.items()},
                                   "checkpoint": checkpoint_name, "modalities": [name for name, _ in members],
                                   "weights": weights, "folds": len(folds)}
-    for key in ("top1", "top5", "mean_class_accuracy"):
-        summary[key] = float(np.mean([metrics[key] for metrics in per_fold.values()]))
-    summary["member_top1"] = [
-        float(np.mean([metrics["members"][k]["top1"] for metrics in per_fold.values()])) for k in range(len(members))
-    ]
-    summary["num_samples"] = sum(int(metrics["num_samples"]) for metrics in per_fold.values())
-    summary["per_fold"] = per_fold
+    summary.update(_fold_means(per_fold, len(members)))
     runfolder.write_json_atomic(run_dir / f"{benchmark}_modalities.json", summary)
     return summary

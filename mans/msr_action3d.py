@@ -45,6 +45,11 @@ class Recording:
     episode: int
 
     @property
+    def replication(self) -> int:
+        """The stored replication column: the episode."""
+        return self.episode
+
+    @property
     def name(self) -> str:
         return f"a{self.action:02d}_s{self.subject:02d}_e{self.episode:02d}"
 

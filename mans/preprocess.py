@@ -589,8 +589,14 @@ def image_and_drops(
     faithful mode)."""
     check_size(size, layout)
     rows, dropped = _rows_and_drops(skel, preprocessing, layout)
+    return model_image(skel, rows, preprocessing, size, layout), dropped
+
+
+def model_image(skel, rows: np.ndarray, preprocessing: Preprocessing, size: int, layout: JointLayout) -> np.ndarray:
+    """The (size, size, 3) image a model reads from a recording's view-normalised `rows` (`normalised_rows`): its
+    modality's rows fixed to S rows (step 6)."""
     rows = modality_rows(rows, preprocessing.modality, layout)
-    return image_from_rows(rows, size, preprocessing.frames, row_times(skel, preprocessing)), dropped
+    return image_from_rows(rows, size, preprocessing.frames, row_times(skel, preprocessing))
 
 
 def _rows_and_drops(skel, preprocessing: Preprocessing, layout: JointLayout) -> tuple[np.ndarray, dict[int, str]]:

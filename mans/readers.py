@@ -176,20 +176,13 @@ def _load_utkinect(source: tuple[str, utkinect.Segment]) -> Skeleton:
 # ---------------------------------------------------------------- MSR Action3D and UTD-MHAD
 
 
-def _list_msr(folder, spec, options) -> Listing:
+def _list_named_files(dataset_module, folder, spec, options) -> Listing:
+    """A folder of one file per recording whose name gives its action, subject and repetition (`dataset_module`:
+    `mans.msr_action3d` or `mans.utd_mhad`)."""
     entries = []
-    for path, recording in msr_action3d.iter_recordings(folder):
+    for path, recording in dataset_module.iter_recordings(folder):
         columns = {"label": recording.action - 1, "setup": 1, "camera": 1, "performer": recording.subject,
-                   "replication": recording.episode}
-        entries.append(Entry(recording.name, columns, str(path)))
-    return Listing(entries, [], len(entries))
-
-
-def _list_utd(folder, spec, options) -> Listing:
-    entries = []
-    for path, recording in utd_mhad.iter_recordings(folder):
-        columns = {"label": recording.action - 1, "setup": 1, "camera": 1, "performer": recording.subject,
-                   "replication": recording.trial}
+                   "replication": recording.replication}
         entries.append(Entry(recording.name, columns, str(path)))
     return Listing(entries, [], len(entries))
 
@@ -342,8 +335,8 @@ def _load_folder(source: tuple[str, tuple[int, int, str]]) -> Skeleton:
 READERS: dict[str, Reader] = {
     "ntu-skeleton": Reader(_list_ntu, _load_ntu, "file"),
     "utkinect": Reader(_list_utkinect, _load_utkinect, "segment"),
-    "msr-action3d": Reader(_list_msr, msr_action3d.read_recording, "file"),
-    "utd-mhad": Reader(_list_utd, utd_mhad.read_recording, "file"),
+    "msr-action3d": Reader(functools.partial(_list_named_files, msr_action3d), msr_action3d.read_recording, "file"),
+    "utd-mhad": Reader(functools.partial(_list_named_files, utd_mhad), utd_mhad.read_recording, "file"),
     "folder": Reader(_list_folder, _load_folder, "sequence", whole_dataset=False),
 }
 

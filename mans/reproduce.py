@@ -77,9 +77,10 @@ def run_one(args: argparse.Namespace, data: pathlib.Path, variant: str, benchmar
     result = training.train_one(flags, argv=sys.argv)
     record = json.loads((run / "config.json").read_text())
     metrics = evaluation.evaluate(run / "best.keras", data, benchmark, out=run / "evaluation")
-    seen = record["splits"]["fit"] * result.epochs_done if not args.tiny else None
-    steps = TINY["train"]["steps_per_epoch"] * TINY["train"]["batch_size"] if args.tiny else None
-    samples = seen if seen is not None else steps * result.epochs_done
+    per_epoch, steps = record["splits"]["fit"], record["config"].get("steps_per_epoch")
+    if steps:
+        per_epoch = min(per_epoch, steps * record["config"]["batch_size"])
+    samples = per_epoch * result.epochs_done
     return {
         "variant": variant, "benchmark": benchmark, "size": int(record["data_attrs"]["size"]),
         "imagenet_weights": flags.get("imagenet_weights"), "top1": round(100 * metrics["top1"], 2),

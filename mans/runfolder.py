@@ -114,8 +114,6 @@ def differences(old: Mapping, new: Mapping, prefix: str = "") -> list[str]:
     found = []
     for key in keys:
         a, b = old.get(key, "<absent>"), new.get(key, "<absent>")
-        if a == "<absent>" and b in (False, None):  # a setting added since the run was made, left off
-            continue
         if isinstance(a, Mapping) and isinstance(b, Mapping):
             found += differences(a, b, f"{prefix}{key}.")
         elif a != b:

@@ -74,10 +74,7 @@ def _require_data_and_out(flags: Mapping[str, object]) -> None:
 def _plan(flags: Mapping[str, object], argv: Sequence[str] | None) -> _Plan:
     """Check everything the user asked for, without writing anything."""
     _require_data_and_out(flags)
-    try:
-        data = data_lib.open_data(flags["data"])
-    except (ValueError, FileNotFoundError) as error:
-        raise UsageError(str(error)) from None
+    data = _open_or_usage_error(flags["data"])
     spec = datasets.get_dataset(data.dataset)
     config, sources = train_config.resolve_config(flags, spec.train_defaults)
     train_config.check_config(config)
@@ -268,7 +265,6 @@ def _open_or_usage_error(path: object) -> data_lib.DataFile:
 
 def modality_data(data: str | os.PathLike, modality: str) -> pathlib.Path:
     """The converted file of `modality` that goes with `data` (`storage.modality_file`); UsageError otherwise."""
-    _open_or_usage_error(data)
     try:
         return storage.modality_file(data, modality)
     except (ValueError, FileNotFoundError) as error:

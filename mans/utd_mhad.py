@@ -48,6 +48,11 @@ class Recording:
     trial: int
 
     @property
+    def replication(self) -> int:
+        """The stored replication column: the trial."""
+        return self.trial
+
+    @property
     def name(self) -> str:
         return f"a{self.action:02d}_s{self.subject:02d}_t{self.trial:02d}"
 
