@@ -14,6 +14,8 @@ read a saved MANs model back.
 
 from __future__ import annotations
 
+import types
+
 import keras
 from keras import ops
 
@@ -108,6 +110,11 @@ class TARM(keras.layers.Layer):
             dtype=self.dtype_policy,
         )
         self.memory = keras.layers.Bidirectional(gru, merge_mode="sum", name="bigru", dtype=self.dtype_policy)
+        # Bidirectional rebuilds its two GRUs by serialising `gru`; while a checkpoint loads, Keras records each
+        # serialised object under its id(), so a template freed here and allocated at the same address by the next
+        # TARM would be handed that TARM's GRUs (an intermittent load failure, about 1 in 60 loads). Holding the
+        # template, outside Keras' layer tracking, keeps its address from being reused during the load.
+        self._gru_template = types.SimpleNamespace(layer=gru)
         self.squeeze = None
         self.excite = None
         self.project = None
