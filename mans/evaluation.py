@@ -52,8 +52,16 @@ def load_checkpoint(path: str | os.PathLike) -> keras.Model:
     try:
         return keras.saving.load_model(path, compile=False)
     except Exception as error:  # noqa: BLE001 (any loading failure is reported as one line)
-        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        raise UsageError(f"{path}: could not load the Keras checkpoint ({type(error).__name__}: {first})") from None
+        reason = f"{type(error).__name__}: {_cause(error)}"
+        raise UsageError(f"{path}: could not load the Keras checkpoint ({reason})") from None
+
+
+def _cause(error: Exception) -> str:
+    """The innermost reason Keras gives (its deserialisation errors nest "Exception encountered: ..." lines)."""
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    causes = [line.removeprefix("Exception encountered:").strip() for line in lines
+              if line.startswith("Exception encountered:")]
+    return causes[-1] if causes else (lines[0] if lines else "")
 
 
 def run_record(checkpoint: str | os.PathLike) -> dict | None:
