@@ -15,10 +15,10 @@ Examples:
       into runs/ut-seeds, a summary into runs/ut-seeds/xsub_seeds.json
   python evaluate.py runs/ntu60-xsub/best.keras --explain S001C001P001R001A001.skeleton --out pictures [--gif]
       one picture per recording: the skeleton at a few frames, the TARM attention of every frame, the
-      image the STCM sees and the top-5 actions (mans/explain.py)
+      image the STCM sees and the top-5 actions (mans/evaluation/explain.py)
   python -m mans.stream --print-frames S001C001P001R001A001.skeleton | \
       python evaluate.py runs/ntu60-xsub/best.keras --stream --window 50 --stride 5 [--json]
-      classifies a stream of frames, one a line (format: mans/stream.py), one printed line per window
+      classifies a stream of frames, one a line (format: mans/evaluation/stream.py), one printed line per window
 """
 
 import argparse
@@ -73,7 +73,7 @@ def parser() -> argparse.ArgumentParser:
                    "together by the occlusion (default: a tenth of the recorded rows)")
     p.add_argument("--overwrite", action="store_true", help="with --explain: replace existing pictures")
     p.add_argument("--stream", action="store_true", help="classify frames read from standard input, one frame "
-                   "a line (the joints' x y z in the dataset's order, body after body; see mans/stream.py)")
+                   "a line (the joints' x y z in the dataset's order, body after body; see mans/evaluation/stream.py)")
     p.add_argument("--window", type=int, help="with --stream: frames per window (default: the model's S)")
     p.add_argument("--stride", type=int, default=1, help="with --stream: frames between windows (default 1)")
     p.add_argument("--json", action="store_true", help="with --stream: JSON lines instead of text")
@@ -91,8 +91,9 @@ def _print_metrics(metrics: dict) -> None:
 
 
 def run(args: argparse.Namespace, evaluation) -> None:
-    """Dispatch to the ensemble, single-file or test-split evaluation (`evaluation`: mans.evaluation)."""
-    from mans import fusion, runfolder
+    """Dispatch to the ensemble, single-file or test-split evaluation (`evaluation`: mans.evaluation.score)."""
+    from mans.evaluation import fusion
+    from mans.training import runfolder
 
     UsageError = evaluation.UsageError
 
@@ -117,7 +118,7 @@ def run(args: argparse.Namespace, evaluation) -> None:
         explain(args)
         return
     if args.stream:
-        from mans import stream
+        from mans.evaluation import stream
 
         stream.stream(args.checkpoint, args.data, window=args.window, stride=args.stride,
                       top=args.top or stream.STREAM_TOP, json_lines=args.json)
@@ -181,7 +182,7 @@ def explain(args: argparse.Namespace) -> None:
 
     from tqdm import tqdm
 
-    from mans import explain as explain_lib
+    from mans.evaluation import explain as explain_lib
 
     out = pathlib.Path(args.out) if args.out else pathlib.Path(args.checkpoint).parent / "explain"
     start, results = time.perf_counter(), []
@@ -199,7 +200,7 @@ def explain(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     with backend_logs_silenced():
-        from mans import evaluation
+        from mans.evaluation import score as evaluation
     try:
         run(args, evaluation)
     except evaluation.UsageError as error:

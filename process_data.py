@@ -23,8 +23,9 @@ import pathlib
 import shlex
 import sys
 
-from mans import cli, datasets, storage
-from mans.skeleton_io import SkeletonFormatError
+from mans import cli
+from mans.formats.ntu import SkeletonFormatError
+from mans.preprocessing import datasets, storage
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,7 +84,7 @@ def write_synthetic(args: argparse.Namespace) -> None:
     """--synthetic DIR: write synthetic recordings of the dataset asked for (NTU by default) into DIR."""
     folder = pathlib.Path(args.synthetic)
     if args.dataset == "utkinect":
-        from mans.synthetic import write_synthetic_utkinect
+        from mans.preprocessing.synthetic import write_synthetic_utkinect
 
         if (folder / "actionLabel.txt").exists() and not args.overwrite:
             raise FileExistsError(f"{folder} already holds a UT-Kinect folder: pass --overwrite to replace it")
@@ -92,7 +93,7 @@ def write_synthetic(args: argparse.Namespace) -> None:
         return
     if args.samples is None:
         raise ValueError("--synthetic needs --samples N")
-    from mans.synthetic import write_synthetic_dataset
+    from mans.preprocessing.synthetic import write_synthetic_dataset
 
     old = sorted(folder.glob("*.skeleton"))
     if old and not args.overwrite:

@@ -152,7 +152,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     with backend_logs_silenced():
-        from mans import training
+        from mans.training import fit as training
 
     try:
         training.train(vars(args), argv=sys.argv if argv is None else ["train_MANs.py", *argv])

@@ -3,8 +3,8 @@
 Converts --files synthetic NTU recordings (frame counts 40-300, 40 + an exponential of mean 60) with
 process_data's code at S = 50 and S = 224 (faithful, padded frames), writes the same images as a format 1
 file ("mans-hdf5/1", whole gzip-compressed images: what mans stored before), and times, in this thread:
-  file     random training batches of --batch-size read from the file (`mans.data.SkeletonBatches`)
-  load     loading the training split into memory (`mans.data.load_split`)
+  file     random training batches of --batch-size read from the file (`mans.training.data.SkeletonBatches`)
+  load     loading the training split into memory (`mans.training.data.load_split`)
   memory   random training batches from that in-memory copy
 Then the model's own training rate (train_on_batch of the resnet variant at 50 and densenet161 at 224, on
 this machine), a stand-in model that costs nothing trained with model.fit from the file (the rate of the
@@ -27,7 +27,7 @@ import numpy as np
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-NTU120_SAMPLES = 114_480 - 535  # REFERENCE.md: files, less those without skeletons
+NTU120_SAMPLES = 114_480 - 535  # docs/paper.md: files, less those without skeletons
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -45,7 +45,7 @@ def make_files(folder: pathlib.Path, files: int) -> dict[int, tuple[pathlib.Path
     """{S: (format 2 file, format 1 file)} of the same synthetic recordings."""
     from bench_preprocess import generate
 
-    from mans import samples, storage
+    from mans.preprocessing import samples, storage
 
     skeletons = folder / "skeletons"
     if len(list(skeletons.glob("*.skeleton"))) != files:
@@ -71,7 +71,7 @@ def rate(function, samples_per_call: int, calls: int) -> float:
 
 
 def data_rates(path: pathlib.Path, batch_size: int, batches: int) -> dict[str, float]:
-    from mans import data as data_lib
+    from mans.training import data as data_lib
 
     data = data_lib.open_data(path)
     rows = data_lib.select_splits(data, "xsub", val="none").fit
@@ -90,7 +90,7 @@ def model_rate(variant: str, size: int, batch_size: int, steps: int) -> float:
     """Training samples/s of the real network (train_on_batch on one fixed random batch)."""
     import keras
 
-    from mans.model import build_model
+    from mans.network.model import build_model
 
     model = build_model(60, variant, size)
     model.compile(keras.optimizers.SGD(0.01, momentum=0.9, nesterov=True), "sparse_categorical_crossentropy")
@@ -103,7 +103,7 @@ def stand_in_rate(path: pathlib.Path, batch_size: int, batches: int, workers: in
     """samples/s of model.fit from the file with a stand-in model that costs (almost) nothing."""
     import keras
 
-    from mans import data as data_lib
+    from mans.training import data as data_lib
 
     data = data_lib.open_data(path)
     rows = data_lib.select_splits(data, "xsub", val="none").fit

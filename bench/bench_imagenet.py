@@ -50,7 +50,7 @@ def torchvision_features(size: int, batch: int, seed: int):
 def stcm_features(weights: pathlib.Path, images_nchw: np.ndarray) -> tuple[np.ndarray, str]:
     import keras
 
-    from mans.model import build_model, load_backbone_weights
+    from mans.network.model import build_model, load_backbone_weights
 
     size = images_nchw.shape[-1]
     model = build_model(10, "densenet161", size=size, use_tarm=False)

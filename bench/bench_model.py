@@ -1,6 +1,6 @@
 """Training and inference speed of the MANs network (samples/s) on random skeleton images.
 
-Builds mans.model.build_model for each variant, compiles it as the demo trains (SGD, Nesterov momentum,
+Builds mans.network.model.build_model for each variant, compiles it as the demo trains (SGD, Nesterov momentum,
 categorical cross-entropy), runs --warmup steps (compilation included) and then times --steps calls of
 train_on_batch and of predict_on_batch on one fixed batch. Prints the backend, Keras version and device
 beside the figures. The densenet161 variant at S = 224 is slow on a CPU (seconds per sample) and its
@@ -99,7 +99,7 @@ def main(argv=None) -> None:
     import keras
     import numpy as np
 
-    from mans.model import VARIANT_DEFAULTS, build_model, load_backbone_weights
+    from mans.network.model import VARIANT_DEFAULTS, build_model, load_backbone_weights
 
     backend = keras.backend.backend()
     policy = "mixed_bfloat16" if args.mixed_precision else "float32"
@@ -112,7 +112,7 @@ def main(argv=None) -> None:
     if args.write_imagenet_weights:
         from safetensors.numpy import save_file
 
-        from mans import imagenet
+        from mans.network import imagenet
 
         stcm = build_model(args.num_classes, "densenet161", 32, use_tarm=False)
         save_file(imagenet.to_torchvision_state(stcm.layers), args.write_imagenet_weights)

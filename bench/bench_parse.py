@@ -1,4 +1,4 @@
-"""Parse speed of mans.skeleton_io.read_skeleton on synthetic NTU files, one core.
+"""Parse speed of mans.formats.ntu.read_skeleton on synthetic NTU files, one core.
 
 Writes N synthetic `.skeleton` files (1-2 bodies plus sensor noise) to a temporary folder, then reads
 them all with read_skeleton, twice, and prints MB/s, files/s and ms/file with the library versions.
@@ -25,8 +25,8 @@ import pandas as pd
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from mans import __version__ as mans_version  # noqa: E402
-from mans.skeleton_io import read_skeleton  # noqa: E402
-from mans.synthetic import write_synthetic_dataset  # noqa: E402
+from mans.formats.ntu import read_skeleton  # noqa: E402
+from mans.preprocessing.synthetic import write_synthetic_dataset  # noqa: E402
 
 
 def joint_lines(data: bytes) -> list[bytes]:

@@ -78,7 +78,7 @@ def run_key(recipe: str, dataset: str, subject: int, seed: int) -> str:
 
 def msr_training_folder(folder: pathlib.Path) -> pathlib.Path:
     """A folder of links to MSR Action3D's cross-subject training recordings (subjects 1 3 5 7 9) only."""
-    from mans import msr_action3d
+    from mans.formats import msr_action3d
 
     linked = WORK / "msr-training-subjects"
     linked.mkdir(parents=True, exist_ok=True)
@@ -90,7 +90,7 @@ def msr_training_folder(folder: pathlib.Path) -> pathlib.Path:
 
 def converted(dataset: str, data_root: pathlib.Path, preprocessing: dict) -> pathlib.Path:
     """The dataset's training subjects converted with `preprocessing` over its defaults (once; cached in WORK)."""
-    from mans import storage
+    from mans.preprocessing import storage
 
     name, folder, _ = DATASETS[dataset]
     tag = "-".join(f"{k}={v}" for k, v in sorted(preprocessing.items())) or "defaults"
@@ -105,8 +105,9 @@ def converted(dataset: str, data_root: pathlib.Path, preprocessing: dict) -> pat
 
 def run_one(job: dict) -> dict:
     """Train one fold and score its held-out subject: the row and the scores (in the file's row order)."""
-    from mans import data as data_lib
-    from mans import evaluation, training
+    from mans.evaluation import score as evaluation
+    from mans.training import data as data_lib
+    from mans.training import fit as training
 
     preprocessing, flags = RECIPES[job["recipe"]]
     data = converted(job["dataset"], pathlib.Path(job["data_root"]), preprocessing)

@@ -1,6 +1,6 @@
 """Speed and peak memory of process_data.py on synthetic NTU-like files, the whole process included.
 
-Generates N synthetic `.skeleton` files (1-2 bodies plus the sensor noise of mans.synthetic; frame
+Generates N synthetic `.skeleton` files (1-2 bodies plus the sensor noise of mans.preprocessing.synthetic; frame
 counts 40-300, 40 + an exponential of mean 60, so ~100 on average), then runs
 `python process_data.py --skeletons DIR --out OUT --workers W` as a subprocess `--repeat` times and
 prints files/s (wall clock of the subprocess: interpreter start-up, imports, pool, writing), its
@@ -29,9 +29,9 @@ import numpy as np
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from mans import preprocess, samples  # noqa: E402
-from mans.skeleton_io import read_skeleton  # noqa: E402
-from mans.synthetic import render_sample, sample_names  # noqa: E402
+from mans.formats.ntu import read_skeleton  # noqa: E402
+from mans.preprocessing import preprocess, samples  # noqa: E402
+from mans.preprocessing.synthetic import render_sample, sample_names  # noqa: E402
 
 
 def frame_counts(files: int, seed: int) -> np.ndarray:

@@ -16,7 +16,7 @@ then the chosen recipe's MSR Action3D cross-subject top-1 over seeds, and the TA
 subjects (1 3 5 7 9; the test subjects are left out of the converted file), the estimate on which an MSR
 Action3D default may be chosen.
 
-Each run trains through `mans.training.train_one` with the recipe's flags over the dataset defaults, and is
+Each run trains through `mans.training.fit.train_one` with the recipe's flags over the dataset defaults, and is
 scored on the held-out subject(s) with the checkpoint the run keeps (last.keras; best.keras is the same), alone
 and with mirror test-time augmentation (its scores averaged with its mirror image's, evaluate.py --tta mirror).
 """
@@ -38,7 +38,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from mans import storage  # noqa: E402
+from mans.preprocessing import storage  # noqa: E402
 
 # The steps measured, in order. Each is (preprocessing, flags): the process_data.py settings of the time axis
 # ("frames"), of the sign fixes ("signs") and of the origin ("centre"), then train_MANs.py settings given as flags
@@ -91,7 +91,8 @@ def convert(kind: str, folder: str, preprocessing: dict, work: pathlib.Path) -> 
 
 def training_subjects_folder(folder: str, work: pathlib.Path) -> pathlib.Path:
     """A folder of links to the MSR Action3D recordings of the cross-subject training subjects only."""
-    from mans import datasets, msr_action3d
+    from mans.formats import msr_action3d
+    from mans.preprocessing import datasets
 
     train = datasets.get_dataset("msr-action3d").description.splits["xsub"].train["performer"]
     linked = work / "msr-training-subjects"
@@ -104,8 +105,9 @@ def training_subjects_folder(folder: str, work: pathlib.Path) -> pathlib.Path:
 
 def train_and_score(data: pathlib.Path, benchmark: str, flags: dict, seed: int, out: pathlib.Path) -> tuple:
     """(top-1 on the benchmark's test side, the same with mirror test-time augmentation, training seconds)."""
-    from mans import data as data_lib
-    from mans import evaluation, training
+    from mans.evaluation import score as evaluation
+    from mans.training import data as data_lib
+    from mans.training import fit as training
 
     started = time.perf_counter()
     training.train_one({**flags, "data": str(data), "benchmark": benchmark, "out": str(out), "seed": seed,
@@ -122,7 +124,7 @@ def train_and_score(data: pathlib.Path, benchmark: str, flags: dict, seed: int, 
 
 def loso(data: pathlib.Path, flags: dict, seeds: list[int], work: pathlib.Path, only: list[int] | None = None) -> dict:
     """Leave-one-subject-out over the subjects in `data` (or the `only` ones: a partial estimate)."""
-    from mans import data as data_lib
+    from mans.training import data as data_lib
 
     subjects = sorted(set(int(s) for s in data_lib.open_data(data).meta["performer"]))
     subjects = [s for s in subjects if only is None or s in only]

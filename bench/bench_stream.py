@@ -1,9 +1,9 @@
 """Latency of `evaluate.py --stream` per window, and time of `evaluate.py --explain` per recording.
 
-Builds the demo's 50 x 50 network (mans.model.build_model, 60 NTU classes, untrained: the latency does not
+Builds the demo's 50 x 50 network (mans.network.model.build_model, 60 NTU classes, untrained: the latency does not
 depend on the weights), saves it as a run folder, then streams the frames of synthetic NTU recordings through
-mans.stream.run_stream at stride 1 (every frame ends a window, the hardest case) and explains a few of them
-with mans.explain.explain_files. Prints the median / 95th percentile / max latency per window (from the
+mans.evaluation.stream.run_stream at stride 1 (every frame ends a window, the hardest case) and explains a few of them
+with mans.evaluation.explain.explain_files. Prints the median / 95th percentile / max latency per window (from the
 arrival of a window's last frame line to its printed result: preprocessing and the model), the frame rate
 that stride 1 keeps up with, and the seconds per explained recording, beside the machine and versions.
 
@@ -40,8 +40,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def write_run(folder: pathlib.Path) -> pathlib.Path:
     """A run folder with the demo's untrained 50 x 50 network for NTU-60 and the record evaluate.py reads."""
-    from mans import datasets
-    from mans.model import build_model
+    from mans.network.model import build_model
+    from mans.preprocessing import datasets
 
     folder.mkdir(parents=True)
     build_model(60).save(folder / "best.keras")
@@ -51,7 +51,7 @@ def write_run(folder: pathlib.Path) -> pathlib.Path:
 
 
 def write_recordings(folder: pathlib.Path, count: int, frames: int) -> list[pathlib.Path]:
-    from mans import synthetic
+    from mans.preprocessing import synthetic
 
     folder.mkdir(parents=True)
     paths = []
@@ -64,7 +64,7 @@ def write_recordings(folder: pathlib.Path, count: int, frames: int) -> list[path
 
 
 def frame_lines(paths: list[pathlib.Path]) -> list[str]:
-    from mans import stream
+    from mans.evaluation import stream
 
     buffer = io.StringIO()
     stream.print_frames([str(p) for p in paths], out=buffer)
@@ -72,7 +72,7 @@ def frame_lines(paths: list[pathlib.Path]) -> list[str]:
 
 
 def measure_stream(checkpoint: pathlib.Path, lines: list[str], window: int, stride: int):
-    from mans import stream
+    from mans.evaluation import stream
 
     return stream.stream(checkpoint, window=window, stride=stride, lines=lines, out=io.StringIO(),
                          err=io.StringIO())
@@ -80,7 +80,7 @@ def measure_stream(checkpoint: pathlib.Path, lines: list[str], window: int, stri
 
 def measure_explain(checkpoint: pathlib.Path, paths: list[pathlib.Path], out: pathlib.Path) -> list[float]:
     """Seconds to each written picture, as evaluate.py --explain gives them (the first includes loading)."""
-    from mans import explain
+    from mans.evaluation import explain
 
     seconds, started = [], time.perf_counter()
     for _ in explain.explain_files(checkpoint, paths, out, progress=False):

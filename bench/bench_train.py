@@ -1,7 +1,7 @@
-"""Training speed of MANs through the real training path: HDF5 file -> mans.data batches -> train_MANs' fit.
+"""Training speed of MANs through the real training path: HDF5 file -> mans.training.data batches -> train_MANs' fit.
 
 Default (any machine): makes --samples synthetic recordings with process_data's pipeline, trains the
-resnet variant for 2 epochs of --steps batches through `mans.training.train` (no validation) and prints
+resnet variant for 2 epochs of --steps batches through `mans.training.fit.train` (no validation) and prints
 the samples/s of the second epoch (the first one compiles), next to the device and library versions.
 --full (for a GPU machine): tiles those recordings into an NTU-60-sized file (40,000 samples, the
 xsub training side ~70 %) and runs the paper's schedule (batch 128, 50 epochs, held-out validation)
@@ -44,7 +44,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def device_description() -> str:
     """The accelerator the Keras backend computes on, else the CPU."""
-    from mans import distribution
+    from mans.training import distribution
 
     if distribution.has_gpu():
         import keras
@@ -62,7 +62,7 @@ def device_description() -> str:
 
 def synthetic_h5(folder: pathlib.Path, samples: int, size: int = 50) -> pathlib.Path:
     """`samples` synthetic recordings of all 60 actions through the real pipeline (faithful, S = `size`)."""
-    from mans import storage, synthetic
+    from mans.preprocessing import storage, synthetic
 
     out = folder / f"synthetic{samples}_{size}.h5"
     if not out.exists():
@@ -81,8 +81,8 @@ def tiled_h5(base: pathlib.Path, out: pathlib.Path, train_samples: int) -> pathl
     import h5py
     import numpy as np
 
-    from mans import samples as stored_rows
-    from mans import splits, storage
+    from mans.preprocessing import samples as stored_rows
+    from mans.preprocessing import splits, storage
 
     if out.exists():
         return out
@@ -124,7 +124,7 @@ def tiled_h5(base: pathlib.Path, out: pathlib.Path, train_samples: int) -> pathl
 
 
 def train(data: pathlib.Path, out: pathlib.Path, args: argparse.Namespace, **settings) -> object:
-    from mans import training
+    from mans.training import fit as training
 
     flags = {
         "data": str(data),
@@ -146,8 +146,8 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     import keras
 
-    from mans import data as data_lib
-    from mans import runfolder
+    from mans.training import data as data_lib
+    from mans.training import runfolder
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = pathlib.Path(args.workdir or tmp)

@@ -1,12 +1,15 @@
 """Memory Attention Networks (MANs) for skeleton-based action recognition, in Keras 3.
 
-Layers, lowest first (a module imports only from its own layer or those above it in this list):
-    skeleton_io, denoise, utkinect, msr_action3d, utd_mhad, preprocess, splits, datasets,
-    synthetic, storage, recordings, cli                             numpy / h5py / pandas only, no Keras
-    layers, augment, model                                          keras, keras.ops
-    data, train_config, runfolder, checkpoints, distribution,
-    callbacks, training, evaluation, explain, stream                the run-level logic (stream imports
-                                                                    Keras only to classify, not to print frames)
+One sub-package per stage; a sub-package imports only from those above it in this list (one exception, made
+at call time: a raw format's joints and bones are read from its dataset's description in `preprocessing`):
+
+    formats        raw recordings -> Skeleton, one module and one RawFormat per raw format   numpy, no Keras
+    preprocessing  Skeleton -> S x S x 3 image, dataset descriptions, splits, HDF5 files     numpy, no Keras
+    network        the TARM and STCM layers, the augmentation layers, build_model            keras, keras.ops
+    training       batches, settings, run folders, checkpoints and resumption, devices
+    evaluation     scores and reports, fusion, --explain, --stream, the paper's table
+
+`stream.py` and `reproduce.py` here are the `python -m mans.stream` and `python -m mans.reproduce` command lines.
 
 `import mans` is the one import a checkpoint needs: `keras.saving.load_model("best.keras")` then finds the
 MANs layers (TARM and the augmentation layers), because they are registered as soon as Keras is imported,
@@ -20,7 +23,8 @@ import sys
 
 __version__ = "0.1.0"
 
-_LAYER_MODULES = ("mans.layers", "mans.augment", "mans.regularise")  # every module that registers a Keras class
+# every module that registers a Keras class
+_LAYER_MODULES = ("mans.network.layers", "mans.network.augment", "mans.network.regularise")
 
 
 def register_layers() -> None:
@@ -77,7 +81,7 @@ def _register_now_or_when_keras_loads() -> None:
 
 def __getattr__(name: str):
     if name == "build_model":
-        from mans.model import build_model
+        from mans.network.model import build_model
 
         return build_model
     raise AttributeError(f"module 'mans' has no attribute {name!r}")

@@ -1,4 +1,4 @@
-"""mans.augment: shapes, identity at strength 0, seeds, invariants, and nothing at inference."""
+"""mans.network.augment: shapes, identity at strength 0, seeds, invariants, and nothing at inference."""
 
 import subprocess
 import sys
@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-from mans import augment
+from mans.network import augment
 
 S = 16
 ALL = [
@@ -121,7 +121,7 @@ def test_model_with_augmentation_saves_and_loads_in_a_fresh_process(tmp_path):
     np.save(tmp_path / "data.npy", data)
     np.save(tmp_path / "expected.npy", first)
     script = textwrap.dedent(f"""
-        import keras, numpy as np, mans.augment  # importing mans registers its layers
+        import keras, numpy as np, mans.network.augment  # importing mans registers its layers
         model = keras.saving.load_model({str(path)!r})
         out = model.predict(np.load({str(tmp_path / 'data.npy')!r}), verbose=0)
         np.testing.assert_allclose(out, np.load({str(tmp_path / 'expected.npy')!r}), rtol=1e-6, atol=1e-7)
@@ -133,7 +133,7 @@ def test_model_with_augmentation_saves_and_loads_in_a_fresh_process(tmp_path):
 
 
 def test_build_model_puts_augmentation_before_the_tarm_and_predicts_deterministically():
-    from mans.model import build_model
+    from mans.network.model import build_model
 
     model = build_model(8, size=S, gru_units=4, attention_ratio=4,
                         augmentation={"rotation": 30, "time_warp": 0.2}, augmentation_seed=3)
@@ -163,7 +163,7 @@ def test_mirror_negates_x_and_swaps_the_twin_columns():
 
 
 def test_mirror_columns_follow_the_layout():
-    from mans import preprocess
+    from mans.preprocessing import preprocess
 
     columns = preprocess.mirror_columns(preprocess.KINECT_V1_LAYOUT, 50)
     assert len(columns) == 50 and sorted(columns) == list(range(50))

@@ -11,7 +11,7 @@ import sys
 import pytest
 from test_data import make_synthetic_h5
 
-from mans import callbacks
+from mans.training import callbacks
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 TINY = ["--benchmark", "xsub", "--epochs", "2", "--batch-size", "8", "--steps-per-epoch", "2", "--gru-units", "4",

@@ -1,4 +1,4 @@
-"""mans.data: opening mans HDF5 files, benchmark splits, and the batch order that resuming relies on."""
+"""mans.training.data: opening mans HDF5 files, benchmark splits, and the batch order that resuming relies on."""
 
 import importlib.util
 import pickle
@@ -7,8 +7,8 @@ import h5py
 import numpy as np
 import pytest
 
-from mans import data as data_lib
-from mans import samples
+from mans.preprocessing import samples
+from mans.training import data as data_lib
 
 
 def load_script(repo_root, name: str):

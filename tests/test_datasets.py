@@ -1,4 +1,4 @@
-"""mans.datasets: the registry, the 120 action names."""
+"""mans.preprocessing.datasets: the registry, the 120 action names."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from mans import datasets
+from mans.preprocessing import datasets
 
 
 def test_action_names():
@@ -40,7 +40,7 @@ def test_detect_dataset():
 
 
 def test_description_training_keys_override_the_preset():
-    from mans import description
+    from mans.preprocessing import description
 
     desc = description.parse_description(json.loads(description.builtin_path("msr-action3d").read_text()))
     changed = desc.model_copy(update={"training": description.Training(preset="small-data", tarm_identity_start=False,

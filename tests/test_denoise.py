@@ -1,11 +1,11 @@
-"""mans.denoise: one hand-made .skeleton file per rule of CTR-GCN's get_raw_denoised_data.py.
+"""mans.preprocessing.denoise: one hand-made .skeleton file per rule of CTR-GCN's get_raw_denoised_data.py.
 
 The bodies are vertical lines of 25 joints, `line(h)`: x and z constant, y = h * j / 24. Such a body
 passes the spread rule (x-extent 0 <= 0.8 * h), and its motion (rule 4: the variance of all joints of
 all listings pooled, per coordinate, summed) is, when static, the y-variance of j / 24 over j = 0..24:
 h^2 * 52 / 576 = 0.0903 h^2. So line(2.0) has motion 0.361, line(1.0) 0.0903, line(0.5) 0.0226.
 `wide(w)` spreads the joints over w metres in x and 0.1 m in y: every listing is noisy (w > 0.08).
-Each expected result below is worked out from the rules in mans/denoise.py's docstring.
+Each expected result below is worked out from the rules in mans/preprocessing/denoise.py's docstring.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from test_preprocess import skeleton_text
 
-from mans import denoise, preprocess
-from mans.skeleton_io import read_skeleton
+from mans.formats.ntu import read_skeleton
+from mans.preprocessing import denoise, preprocess
 
 RAMP = np.arange(25) / 24  # (25,) 0..1
 

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from test_data import load_script, make_synthetic_h5
 
-from mans import callbacks
-from mans import data as data_lib
+from mans.training import callbacks
+from mans.training import data as data_lib
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 # --augment: the random input transforms must also come back exactly after a resume

@@ -1,4 +1,4 @@
-"""mans.evaluation and evaluate.py with a tiny stand-in model: metrics, reports, BN statistics,
+"""mans.evaluation.score and evaluate.py with a tiny stand-in model: metrics, reports, BN statistics,
 single-file prediction, ensembles of score files and of seeds, and one-line errors."""
 
 import csv
@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from test_data import load_script, make_synthetic_h5
 
-from mans import data as data_lib
-from mans import evaluation, fusion
-from mans.data import UsageError
+from mans.evaluation import fusion
+from mans.evaluation import score as evaluation
+from mans.training import data as data_lib
+from mans.training.data import UsageError
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 evaluate_script = load_script(REPO, "evaluate")
@@ -75,7 +76,7 @@ def test_evaluate_writes_every_report(checkpoint, h5, tmp_path):
 
 
 def test_mirror_test_time_augmentation_scores_the_mirror_images(checkpoint, h5):
-    from mans import datasets, preprocess
+    from mans.preprocessing import datasets, preprocess
 
     data = data_lib.open_data(h5)
     rows = np.arange(6)

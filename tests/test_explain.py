@@ -1,4 +1,4 @@
-"""mans.explain and evaluate.py --explain: the picture of a recording draws the attention frame_attention
+"""mans.evaluation.explain and evaluate.py --explain: the picture of a recording draws the attention frame_attention
 returns, marks the padding, and says so when a checkpoint has no TARM; existing pictures are kept."""
 
 import dataclasses
@@ -11,8 +11,11 @@ import pytest
 from PIL import Image
 from test_data import load_script
 
-from mans import datasets, evaluation, explain, preprocess, skeleton_io, synthetic
-from mans.model import build_model, frame_attention
+from mans.evaluation import explain
+from mans.evaluation import score as evaluation
+from mans.formats import ntu as skeleton_io
+from mans.network.model import build_model, frame_attention
+from mans.preprocessing import datasets, preprocess, synthetic
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 evaluate_script = load_script(REPO, "evaluate")

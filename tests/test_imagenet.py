@@ -1,4 +1,4 @@
-"""ImageNet DenseNet-161 weights from the files as published (mans.imagenet): torchvision's state dict (here as
+"""ImageNet DenseNet-161 weights from the files as published (mans.network.imagenet): torchvision's state dict (here as
 safetensors, as timm publishes it), the authors' DenseNet-Keras file with its Scale layers, and the one-line errors
 of a wrong file. Hand-made files in each layout; no download."""
 
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
-from mans import imagenet
-from mans.model import build_model, load_backbone_weights
+from mans.network import imagenet
+from mans.network.model import build_model, load_backbone_weights
 
 
 @pytest.fixture(scope="module")

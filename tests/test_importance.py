@@ -1,12 +1,13 @@
-"""Occlusion importance (mans.importance): the pauses and holds it hides parts with, and, on a model trained on
+"""Occlusion importance (mans.evaluation.importance):
+the pauses and holds it hides parts with, and, on a model trained on
 synthetic images whose classes differ in one joint or in one time window only, that it finds that joint or window."""
 
 import keras
 import numpy as np
 import pytest
 
-from mans import importance
-from mans.model import build_model
+from mans.evaluation import importance
+from mans.network.model import build_model
 
 SIZE = 20
 

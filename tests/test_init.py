@@ -30,8 +30,8 @@ def checkpoint(tmp_path_factory):
     """A tiny MANs with TARM and every augmentation layer (mirror included), saved as best.keras."""
     import keras
 
-    from mans import preprocess
-    from mans.model import build_model
+    from mans.network.model import build_model
+    from mans.preprocessing import preprocess
 
     folder = tmp_path_factory.mktemp("checkpoint")
     strengths = {"rotation": 30.0, "scale": 0.1, "jitter": 0.005, "time_warp": 0.3, "mirror": 0.5}
@@ -68,7 +68,7 @@ def test_without_mans_the_checkpoint_does_not_load(checkpoint):
 def test_preprocessing_loads_no_deep_learning_backend():
     script = f"""
 import importlib.util, sys
-import mans, mans.storage, mans.preprocess, mans.synthetic
+import mans, mans.preprocessing.storage, mans.preprocessing.preprocess, mans.preprocessing.synthetic
 spec = importlib.util.spec_from_file_location("process_data", {str(REPO / "process_data.py")!r})
 spec.loader.exec_module(importlib.util.module_from_spec(spec))
 print(sorted(name for name in {BACKENDS!r} if name in sys.modules))

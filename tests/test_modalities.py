@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 from test_data import load_script
 
-from mans import evaluation, preprocess, samples, storage
-from mans.preprocess import KINECT_V1_LAYOUT, NTU_LAYOUT
-from mans.readers import skeleton_from_array
+from mans.evaluation import score as evaluation
+from mans.formats import skeleton_from_array
+from mans.preprocessing import preprocess, samples, storage
+from mans.preprocessing.preprocess import KINECT_V1_LAYOUT, NTU_LAYOUT
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 

@@ -1,4 +1,4 @@
-"""Tests for mans/model.py and mans/layers.py: the MANs network (TARM + STCM)."""
+"""Tests for mans/network/model.py and mans/network/layers.py: the MANs network (TARM + STCM)."""
 
 import importlib.util
 import json
@@ -12,8 +12,8 @@ import keras
 import numpy as np
 import pytest
 
-from mans.layers import TARM
-from mans.model import (
+from mans.network.layers import TARM
+from mans.network.model import (
     build_model,
     frame_attention,
     keras_densenet_name,
@@ -49,7 +49,7 @@ def _run(script: str, *args: str, backend: str) -> None:
 
 @pytest.mark.parametrize(("reset_after", "expected"), [(False, 857_781), (True, 858_933)])
 def test_parameter_count_of_the_demo_network(reset_after, expected):
-    # 60 classes, S = T = J = 50, GRU 64 (REFERENCE.md).
+    # 60 classes, S = T = J = 50, GRU 64 (docs/paper.md).
     # TARM, per channel (x3):        56,403 (reset_after=False) / 56,787 (True)
     #   Dense(64) on J=50:           50*64 + 64                        =  3,264
     #   BiGRU(64) on 64 features:    2 * 3 * (64*64 + 64*64 + 64)      = 49,536

@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 from test_data import load_script
 
-from mans import datasets, description, preprocess, readers, storage
+from mans import formats as readers
+from mans.preprocessing import datasets, description, preprocess, storage
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 TEMPLATE_3D = REPO / "data" / "template_description.json"
@@ -144,7 +145,7 @@ def test_the_file_carries_its_description(tmp_path, capsys):
 
 
 def test_loso_trains_one_fold_per_subject_of_the_labels(tmp_path, capsys, monkeypatch):
-    from mans import training
+    from mans.training import fit as training
 
     folder = tmp_path / "mine"
     desc = write_folder(folder, "3d", TEMPLATE_3D, subjects=4, repeats=1)
@@ -295,7 +296,7 @@ def test_bad_sequences_are_skipped_with_their_reason(small, tmp_path, capsys):
 
 def test_skeleton_of_another_shape_is_one_line(tmp_path):
     spec = datasets.spec_from_description(description.load_description(TEMPLATE_3D))
-    from mans import recordings
+    from mans import formats as recordings
 
     fmt = recordings.format_for_spec(spec)
     np.save(tmp_path / "x.npy", np.zeros((10, 20, 3), np.float32))
@@ -305,7 +306,7 @@ def test_skeleton_of_another_shape_is_one_line(tmp_path):
 
 
 def test_builtin_descriptions_match_the_readers():
-    from mans import msr_action3d, utkinect
+    from mans.formats import msr_action3d, utkinect
 
     assert datasets.get_dataset("utkinect").class_names == utkinect.ACTIONS
     assert datasets.get_dataset("msr-action3d").class_names == msr_action3d.ACTIONS

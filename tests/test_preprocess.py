@@ -1,4 +1,4 @@
-"""mans.preprocess: the faithful transform against values worked out by hand on tiny .skeleton files.
+"""mans.preprocessing.preprocess: the faithful transform against values worked out by hand on tiny .skeleton files.
 
 The hand-made body stands upright facing the camera with its hip midpoint at o = (0, 0, 2). Its torso
 (joints 0 1 4 8 12 16 20) varies along camera y only symmetrically in x, so the first principal axis
@@ -16,9 +16,9 @@ import pathlib
 import numpy as np
 import pytest
 
-from mans import preprocess
-from mans.preprocess import SampleSkipped, process_skeleton
-from mans.skeleton_io import Skeleton, read_skeleton
+from mans.formats.ntu import Skeleton, read_skeleton
+from mans.preprocessing import preprocess
+from mans.preprocessing.preprocess import SampleSkipped, process_skeleton
 
 BODY = np.zeros((25, 3))
 BODY[:] = (0.3, 0.2, 2.1)  # joints not named below: an arbitrary common point
@@ -220,7 +220,7 @@ def test_flipped_u_changes_nothing_for_one_body_seen_in_frame_0(tmp_path, monkey
 
 
 def test_flipped_u_flips_y_when_the_legs_disagree(tmp_path, monkeypatch):
-    """Not in REFERENCE.md's list: the y test is an "or" of two legs, so when one leg says "negate" and
+    """Not in docs/paper.md's list: the y test is an "or" of two legs, so when one leg says "negate" and
     the other does not, y is negated for either sign of u, and a flipped u shows in channel y."""
     body = BODY.copy()
     body[19, 2] = 2.1  # right foot behind its ankle: mean y19 - y18 = +0.1 while y15 - y14 = -0.1
@@ -262,7 +262,7 @@ def test_no_usable_frame(tmp_path):
 
 
 def naive_faithful(skel, size=50):
-    """REFERENCE.md steps 2-6 written as plainly as possible, frame by frame, joint by joint."""
+    """docs/paper.md steps 2-6 written as plainly as possible, frame by frame, joint by joint."""
     frames = skel.num_frames
     rows = np.zeros((frames, 50, 3))
     frames_of = {}

@@ -13,9 +13,9 @@ import h5py
 import numpy as np
 import pytest
 
-from mans import datasets, samples, splits, storage
-from mans.skeleton_io import parse_sample_name
-from mans.synthetic import write_synthetic_dataset
+from mans.formats.ntu import parse_sample_name
+from mans.preprocessing import datasets, samples, splits, storage
+from mans.preprocessing.synthetic import write_synthetic_dataset
 
 
 def run(repo_root, *args: str, check: bool = True) -> subprocess.CompletedProcess:

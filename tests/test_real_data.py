@@ -8,7 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from mans import datasets, msr_action3d, samples, splits, storage
+from mans.formats import msr_action3d
+from mans.preprocessing import datasets, samples, splits, storage
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +109,7 @@ def converted_images(utkinect, folder, setting: str, values) -> dict:
 def predictor_of(data, raw_file, images):
     """The predictor of `data` (no model needed to read and preprocess), checked to make the image of `raw_file`
     exactly as the file holds it among `images`."""
-    from mans import evaluation
+    from mans.evaluation import score as evaluation
 
     checkpoint = data.parent / "no-model.keras"
     checkpoint.touch()

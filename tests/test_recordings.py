@@ -1,12 +1,13 @@
-"""mans.recordings: one reader interface over the raw formats (NTU .skeleton, UT-Kinect joint files)."""
+"""mans.formats: one reader interface over the raw formats (NTU .skeleton, UT-Kinect joint files)."""
 
 import shutil
 
 import numpy as np
 import pytest
 
-from mans import recordings, synthetic
-from mans.preprocess import KINECT_V1_LAYOUT, NTU_LAYOUT
+from mans import formats as recordings
+from mans.preprocessing import synthetic
+from mans.preprocessing.preprocess import KINECT_V1_LAYOUT, NTU_LAYOUT
 
 
 def test_bones_join_joints_of_their_layout():

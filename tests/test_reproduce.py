@@ -3,7 +3,7 @@ second run keeps the conversion and the finished runs)."""
 
 import json
 
-from mans import reproduce
+from mans.evaluation import reproduce
 
 
 def test_the_tiny_chain_writes_the_table_and_resumes(tmp_path, capsys):

@@ -1,4 +1,4 @@
-"""mans.samples: the stored rows give back, byte for byte, the images `mans.preprocess` makes (today's model
+"""mans.preprocessing.samples: the stored rows give back, byte for byte, the images `preprocess` makes (today's model
 input, which format 1 stored whole), at 50 and 224, faithful and denoised, padded and resampled frames; from
 the file and from memory; and format 1 files still read."""
 
@@ -6,10 +6,10 @@ import h5py
 import numpy as np
 import pytest
 
-from mans import data as data_lib
-from mans import preprocess, samples, storage
-from mans.skeleton_io import read_skeleton
-from mans.synthetic import write_synthetic_dataset
+from mans.formats.ntu import read_skeleton
+from mans.preprocessing import preprocess, samples, storage
+from mans.preprocessing.synthetic import write_synthetic_dataset
+from mans.training import data as data_lib
 
 SETTINGS = [(mode, frames, size) for mode in preprocess.MODES for frames in preprocess.FRAMES for size in (50, 224)]
 

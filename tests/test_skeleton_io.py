@@ -1,10 +1,10 @@
-"""Tests for mans.skeleton_io: hand-written files checked value by value, and every malformed input."""
+"""Tests for mans.formats.ntu: hand-written files checked value by value, and every malformed input."""
 
 import numpy as np
 import pytest
 
-from mans import skeleton_io
-from mans.skeleton_io import (
+from mans.formats import ntu as skeleton_io
+from mans.formats.ntu import (
     REASONS,
     SampleName,
     SkeletonFormatError,

@@ -1,12 +1,12 @@
-"""mans.splits: the standard NTU split counts (REFERENCE.md) on NTU's own lists of available samples."""
+"""mans.preprocessing.splits: the standard NTU split counts (docs/paper.md) on NTU's own lists of available samples."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from mans import splits
-from mans.skeleton_io import parse_sample_name
+from mans.formats.ntu import parse_sample_name
+from mans.preprocessing import splits
 
 
 def metadata(path) -> dict[str, np.ndarray]:

@@ -1,4 +1,4 @@
-"""mans.storage: the HDF5 layout, the skip report for every kind of bad input, atomic and safe output."""
+"""mans.preprocessing.storage: the HDF5 layout, the skip report for every kind of bad input, atomic and safe output."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from test_preprocess import BODY, BODY_ID, expected, skeleton_text
 
-from mans import samples, storage
-from mans.synthetic import write_synthetic_dataset
+from mans.preprocessing import samples, storage
+from mans.preprocessing.synthetic import write_synthetic_dataset
 
 GOOD = [[(BODY_ID, BODY + (0.01 * f, 0, 0))] for f in range(12)]
 CROWD = [(BODY_ID, BODY), (BODY_ID + 1, BODY + 1), (BODY_ID + 2, BODY - 1)]

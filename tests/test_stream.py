@@ -1,4 +1,4 @@
-"""mans.stream and evaluate.py --stream: the frame line format, windows preprocessed as the training data,
+"""mans.evaluation.stream and evaluate.py --stream: the frame line format, windows preprocessed as the training data,
 a classification that follows the stream from one action to the next, malformed lines, an empty stream."""
 
 import io
@@ -11,12 +11,16 @@ import numpy as np
 import pytest
 from test_data import load_script
 
-from mans import datasets, evaluation, preprocess, recordings, skeleton_io, stream, synthetic
-from mans.model import build_model
+from mans import formats as recordings
+from mans.evaluation import score as evaluation
+from mans.evaluation import stream
+from mans.formats import ntu as skeleton_io
+from mans.network.model import build_model
+from mans.preprocessing import datasets, preprocess, synthetic
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 evaluate_script = load_script(REPO, "evaluate")
-ACTIONS = (23, 27)  # hand waving, jump up: two synthetic motion programs (mans/synthetic.py)
+ACTIONS = (23, 27)  # hand waving, jump up: two synthetic motion programs (mans/preprocessing/synthetic.py)
 WINDOW, STRIDE = 30, 10
 
 
@@ -55,7 +59,7 @@ def run(tmp_path_factory) -> pathlib.Path:
     model = build_model(2, use_tarm=False)
     model.compile(keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(x, y, batch_size=12, epochs=6, shuffle=True, verbose=0)
-    evaluation.recompute_bn_statistics(model, x)  # few steps: the moving statistics lag (REFERENCE.md)
+    evaluation.recompute_bn_statistics(model, x)  # few steps: the moving statistics lag (docs/paper.md)
     folder = tmp_path_factory.mktemp("stream") / "run"
     folder.mkdir()
     model.save(folder / "best.keras")

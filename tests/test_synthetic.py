@@ -1,14 +1,14 @@
-"""Tests for mans.synthetic: files in the exact NTU format that read back, splits, noise, determinism."""
+"""Tests for mans.preprocessing.synthetic: files in the exact NTU format that read back, splits, noise, determinism."""
 
 import re
 
 import numpy as np
 import pytest
 
-from mans import skeleton_io
-from mans.skeleton_io import parse_sample_name, parse_skeleton_bytes, read_skeleton
-from mans.splits import split_mask
-from mans.synthetic import render_sample, sample_names, write_synthetic_dataset
+from mans.formats import ntu as skeleton_io
+from mans.formats.ntu import parse_sample_name, parse_skeleton_bytes, read_skeleton
+from mans.preprocessing.splits import split_mask
+from mans.preprocessing.synthetic import render_sample, sample_names, write_synthetic_dataset
 
 TWO_PERSON = set(range(50, 61)) | set(range(106, 121))
 

@@ -1,4 +1,4 @@
-"""mans.training and train_MANs.py: settings precedence, run-folder rules, resume state, user errors,
+"""mans.training.fit and train_MANs.py: settings precedence, run-folder rules, resume state, user errors,
 data-parallel training on two logical CPU devices."""
 
 import dataclasses
@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from test_data import load_script, make_synthetic_h5
 
-from mans import callbacks, checkpoints, runfolder, train_config
-from mans import data as data_lib
-from mans.data import UsageError
+from mans.training import callbacks, checkpoints, runfolder, train_config
+from mans.training import data as data_lib
+from mans.training.data import UsageError
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 train_MANs = load_script(REPO, "train_MANs")
@@ -56,7 +56,7 @@ def test_paper_defaults():
 
 
 def test_label_smoothing_loss_matches_keras_and_the_crop_flag_reaches_the_model(h5, tmp_path):
-    from mans import regularise
+    from mans.network import regularise
 
     labels = np.array([0, 2, 1])
     scores = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6], [0.3, 0.4, 0.3]], np.float32)
@@ -87,7 +87,7 @@ def test_tarm_identity_start_reaches_the_saved_model(h5, tmp_path):
 
 
 def test_mixup_trains_on_soft_targets_and_validates_on_one_hot(h5, tmp_path):
-    from mans import regularise
+    from mans.network import regularise
 
     soft = np.array([[0.7, 0.3, 0.0], [0.0, 0.0, 1.0]], np.float32)
     scores = np.array([[0.6, 0.3, 0.1], [0.1, 0.3, 0.6]], np.float32)
@@ -277,7 +277,8 @@ def test_cosine_schedule_warms_up_then_decays_to_min_lr():
 
 
 def test_bn_recompute_rewrites_both_checkpoints_once(capsys, tmp_path, h5):
-    from mans import batchnorm, evaluation
+    from mans.evaluation import score as evaluation
+    from mans.network import batchnorm
 
     out = tmp_path / "bn"
     args = ["--data", str(h5), "--out", str(out), "--val", "none", "--schedule", "cosine", "--bn-recompute", *TINY]
@@ -312,7 +313,7 @@ def test_ema_saves_the_moving_average_of_the_weights(h5, tmp_path):
 
 
 def test_seeds_train_one_run_per_seed_in_its_own_folder(tmp_path, capsys, monkeypatch):
-    from mans import training
+    from mans.training import fit as training
 
     trained = []
     monkeypatch.setattr(training, "train_one", lambda flags, argv=None: trained.append((flags["seed"], flags["out"])))
@@ -331,7 +332,7 @@ def test_seeds_train_one_run_per_seed_in_its_own_folder(tmp_path, capsys, monkey
 
 
 def test_init_from_copies_every_matching_layer_and_starts_a_new_classifier(tmp_path):
-    from mans.model import build_model
+    from mans.network.model import build_model
 
     keras.utils.set_random_seed(1)
     source = build_model(20, augmentation={"rotation": 30.0}, augmentation_seed=1)

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 from scipy.io import loadmat, savemat
 
-from mans import recordings, splits, storage, utd_mhad
+from mans import formats as recordings
+from mans.formats import utd_mhad
+from mans.preprocessing import splits, storage
 
 
 def write_mat(path, matrix, variable="d_skel"):

@@ -1,11 +1,11 @@
-"""mans.utkinect: the label file, the joint files and the cutting of segments, on hand-made folders."""
+"""mans.formats.utkinect: the label file, the joint files and the cutting of segments, on hand-made folders."""
 
 import pathlib
 
 import numpy as np
 import pytest
 
-from mans import utkinect
+from mans.formats import utkinect
 
 
 def joint_line(frame: int, value: float) -> str:
@@ -113,7 +113,7 @@ def test_synthetic_folder_through_process_data(tmp_path, repo_root):
     import subprocess
     import sys
 
-    from mans import splits, storage
+    from mans.preprocessing import splits, storage
 
     out = tmp_path / "utk.h5"
     command = [sys.executable, str(repo_root / "process_data.py"), "--synthetic", str(tmp_path / "utk"),
@@ -129,11 +129,11 @@ def test_synthetic_folder_through_process_data(tmp_path, repo_root):
     assert sorted(set(meta["performer"].tolist())) == list(range(1, 11))
     assert sorted(set(meta["replication"].tolist())) == [1, 2]
     assert np.bincount(meta["label"]).tolist() == [20, 20, 20, 20, 19, 20, 20, 20, 20, 20]
-    from mans import samples
+    from mans.preprocessing import samples
 
     x = samples.read_images(out, np.arange(5))
     assert x.shape == (5, 50, 50, 3)
-    # 20 joint columns, centred like the frames: 15 zero columns before and 15 after (REFERENCE.md step 6)
+    # 20 joint columns, centred like the frames: 15 zero columns before and 15 after (docs/paper.md step 6)
     assert np.abs(x[:, :, 15:35]).sum(axis=(0, 1)).min() > 0 and not x[:, :, :15].any() and not x[:, :, 35:].any()
     train = splits.split_mask(meta, "utkinect", "xsub")
     assert set(meta["performer"][train]) == {1, 3, 5, 7, 9}

@@ -1,0 +1,1 @@
+"""Scoring checkpoints and what is built on it: score fusion, --explain, --stream, the paper's NTU table."""
