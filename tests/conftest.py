@@ -9,8 +9,10 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-SHARED_NTU = REPO.parent / "shared" / "ntu"
-SHARED_DATA = REPO.parent / "shared" / "data"  # real recordings (UT-Kinect's training subjects, MSR Action3D)
+# Real recordings (utkinect_train/, msr_action3d/, utd_mhad_train/) and NTU's sample lists: where the variables
+# name them, else in the development machines' shared folder beside the clone; tests skip where they are absent.
+SHARED_NTU = pathlib.Path(os.environ.get("MANS_TEST_NTU_LISTS", REPO.parent / "shared" / "ntu"))
+SHARED_DATA = pathlib.Path(os.environ.get("MANS_TEST_DATA", REPO.parent / "shared" / "data"))
 
 
 def pytest_addoption(parser):
@@ -34,12 +36,12 @@ def repo_root() -> pathlib.Path:
 @pytest.fixture(scope="session")
 def shared_ntu() -> pathlib.Path:
     if not SHARED_NTU.is_dir():
-        pytest.skip(f"{SHARED_NTU} not found (NTU sample lists are shared beside the repository)")
+        pytest.skip(f"{SHARED_NTU} not found (NTU's sample lists; MANS_TEST_NTU_LISTS names the folder)")
     return SHARED_NTU
 
 
 @pytest.fixture(scope="session")
 def shared_data() -> pathlib.Path:
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"{SHARED_DATA} not found (real recordings are shared beside the repository)")
+        pytest.skip(f"{SHARED_DATA} not found (real recordings; MANS_TEST_DATA names the folder)")
     return SHARED_DATA
