@@ -46,7 +46,7 @@ def register_format(fmt: RawFormat) -> None:
     _FORMATS[fmt.name] = fmt
 
 
-for _fmt in (NTU_SKELETON, UTKINECT_JOINTS, MSR_ACTION3D_FILES, UTD_MHAD_FILES, FOLDER):
+for _fmt in (FOLDER, NTU_SKELETON, UTKINECT_JOINTS, MSR_ACTION3D_FILES, UTD_MHAD_FILES):
     register_format(_fmt)
 
 

@@ -22,6 +22,8 @@ from typing import Literal
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
+from mans import formats
+
 FORMAT = "mans-description/1"
 COORDINATES = ("xyz", "xy", "xy+score")
 READERS = ("folder", "ntu-skeleton", "utkinect", "msr-action3d", "utd-mhad")
@@ -85,7 +87,7 @@ class Description(_Strict):
 
     format: Literal["mans-description/1"] = FORMAT
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$", max_length=40)
-    reader: Literal["folder", "ntu-skeleton", "utkinect", "msr-action3d", "utd-mhad"] = "folder"
+    reader: str = "folder"  # a raw format of mans.formats: "folder" (yours) or a built-in dataset's
     actions: list[str] = Field(min_length=2)
     joints: list[str] = Field(min_length=3)
     bodies: int = Field(1, ge=1, le=4)
@@ -101,6 +103,14 @@ class Description(_Strict):
     centre: Literal["first", "frame", "floor"] = "first"  # origin of the view normalisation (preprocess.CENTRES)
     scale: Literal["none", "torso"] = "none"  # the unit of the coordinates (mans.preprocessing.preprocess.SCALES)
     training: Training = Training()
+
+    @pydantic.field_validator("reader")
+    @classmethod
+    def _registered_format(cls, reader: str) -> str:
+        names = [fmt.name for fmt in formats.formats()]
+        if reader not in names:
+            raise ValueError("Input should be " + ", ".join(map(repr, names[:-1])) + f" or {names[-1]!r}")
+        return reader
 
     @pydantic.model_validator(mode="after")
     def _names_exist(self) -> Description:
