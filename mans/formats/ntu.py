@@ -1,4 +1,5 @@
-"""Read one NTU RGB+D `.skeleton` file (Kinect v2 text format, docs/paper.md) into numpy arrays.
+"""NTU RGB+D 60 / 120 `.skeleton` files (Kinect v2 text format, docs/paper.md): `read_skeleton` reads one into
+numpy arrays, `FORMAT` lists a folder of them for conversion (the missing-sample list, action numbers checked).
 
 The format is deterministic: a frame count; per frame a body count; per body a 10-field info line,
 a joint-count line (25) and 25 joint lines of 12 fields. `read_skeleton` walks only the header
