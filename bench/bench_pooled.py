@@ -104,20 +104,34 @@ def converted(dataset: str, data_root: pathlib.Path, preprocessing: dict) -> pat
     return out
 
 
+def train_or_resume(flags: dict) -> float:
+    """Train one fold, resuming a run an interruption stopped (a folder of another config starts again).
+
+    Returns the run's training seconds, those before an interruption included."""
+    from mans.training import fit as training
+    from mans.training.data import UsageError
+
+    started = time.perf_counter()
+    try:
+        result = training.train_one({**flags, "overwrite": False}, argv=["bench_pooled.py"])
+    except UsageError as error:
+        print(f"  starting again: {error}", file=sys.stderr, flush=True)
+        started = time.perf_counter()
+        result = training.train_one({**flags, "overwrite": True}, argv=["bench_pooled.py"])
+    return max(time.perf_counter() - started, result.wall_time)
+
+
 def run_one(job: dict) -> dict:
     """Train one fold and score its held-out subject: the row and the scores (in the file's row order)."""
     from mans.evaluation import score as evaluation
     from mans.training import data as data_lib
-    from mans.training import fit as training
 
     preprocessing, flags = RECIPES[job["recipe"]]
     data = converted(job["dataset"], pathlib.Path(job["data_root"]), preprocessing)
     benchmark = f"loso-{job['subject']}"
     out = WORK / "runs" / run_key(job["recipe"], job["dataset"], job["subject"], job["seed"]).replace(" | ", "_")
-    started = time.perf_counter()
-    training.train_one({**flags, "data": str(data), "benchmark": benchmark, "out": str(out),
-                                 "seed": job["seed"], "overwrite": True}, argv=["bench_pooled.py"])
-    seconds = time.perf_counter() - started
+    run = {**flags, "data": str(data), "benchmark": benchmark, "out": str(out), "seed": job["seed"]}
+    seconds = train_or_resume(run)
     opened = data_lib.open_data(data)
     test = data_lib.select_splits(opened, benchmark, val="none").test
     model = evaluation.load_checkpoint(out / "last.keras")
