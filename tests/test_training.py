@@ -123,6 +123,16 @@ def test_checkpoint_state_round_trip(tmp_path):
     keras.saving.load_model(tmp_path / "last.keras")  # the extra member does not disturb Keras
 
 
+def test_a_checkpoint_saved_once_is_copied_to_best(tmp_path):
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    checkpoints.save_checkpoint(model, tmp_path / "last.keras", {"epochs_done": 1}, copies=[tmp_path / "best.keras"])
+    assert (tmp_path / "best.keras").read_bytes() == (tmp_path / "last.keras").read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.keras", "last.keras"]
+    checkpoints.save_checkpoint(model, tmp_path / "last.keras", {"epochs_done": 2})
+    assert checkpoints.read_checkpoint_state(tmp_path / "best.keras") == {"epochs_done": 1}
+    assert checkpoints.read_checkpoint_state(tmp_path / "last.keras") == {"epochs_done": 2}
+
+
 def test_reseed_dropout_is_deterministic():
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dropout(0.5), keras.layers.Dropout(0.5)])
     states = [v for v in model.variables if v.name == "seed_generator_state"]
@@ -286,6 +296,7 @@ def test_bn_recompute_rewrites_both_checkpoints_once(capsys, tmp_path, h5):
     assert "BatchNormalization statistics recomputed on" in capsys.readouterr().out
     state = checkpoints.read_checkpoint_state(out / "last.keras")
     assert state["bn_recomputed"] > 0 and json.loads((out / "state.json").read_text())["bn_recomputed"]
+    assert checkpoints.read_checkpoint_state(out / "best.keras") == state  # the same epoch, recomputed once
     model = evaluation.load_checkpoint(out / "last.keras")
     bn = model.get_layer("stcm_final_bn")
     before = [np.array(v) for v in (bn.moving_mean, bn.moving_variance)]

@@ -123,9 +123,8 @@ class RunCheckpoint(keras.callbacks.Callback):
             self.state.update(best_value=value, best_epoch=epoch + 1)
         if not self.write:
             return
-        if improved:
-            save_checkpoint(self.model, self.out / "best.keras", self.state)
-        save_checkpoint(self.model, self.out / "last.keras", self.state)
+        copies = [self.out / "best.keras"] if improved else []
+        save_checkpoint(self.model, self.out / "last.keras", self.state, copies=copies)
         write_json_atomic(self.out / "state.json", self.state)
         kill_after = os.environ.get(KILL_AFTER_EPOCH_ENV)
         if kill_after and int(kill_after) == epoch + 1:

@@ -418,8 +418,8 @@ def save_averaged_weights(plan: _Plan, model: keras.Model, state: dict, monitor:
     out = pathlib.Path(plan.config.out)
     state = {**state, "ema_applied": True}
     names = ("best.keras", "last.keras") if monitor == "epoch" else ("last.keras",)
-    for name in names:
-        checkpoints.save_checkpoint(model, out / name, state)
+    copies = [out / "best.keras"] if monitor == "epoch" else []
+    checkpoints.save_checkpoint(model, out / "last.keras", state, copies=copies)
     runfolder.write_json_atomic(out / "state.json", state)
     print(f"the moving average of the weights (momentum {plan.config.ema}) saved in {' and '.join(names)}")
     return state
@@ -435,17 +435,25 @@ def recompute_checkpoint_bn(plan: _Plan, model: keras.Model, state: dict) -> dic
     out = pathlib.Path(plan.config.out)
     rows = batchnorm.bn_rows(plan.splits.fit, seed=plan.config.seed)
     images = data_lib.load_rows(plan.data.path, rows)
-    for name in ("best.keras", "last.keras"):
-        path = out / name
-        saved = checkpoints.read_checkpoint_state(path)
-        if saved is None or saved.get("bn_recomputed"):
-            continue
-        model.load_weights(path)
-        batchnorm.recompute_bn_statistics(model, images)
-        saved["bn_recomputed"] = len(rows)
-        checkpoints.save_checkpoint(model, path, saved)
-        if name == "last.keras":
-            state = saved
+    best, last = out / "best.keras", out / "last.keras"
+    best_state = checkpoints.read_checkpoint_state(best)
+    last_state = checkpoints.read_checkpoint_state(last)
+    if last_state is not None and best_state == last_state:  # the same epoch (a run without validation)
+        if not last_state.get("bn_recomputed"):
+            model.load_weights(last)
+            batchnorm.recompute_bn_statistics(model, images)
+            state = {**last_state, "bn_recomputed": len(rows)}
+            checkpoints.save_checkpoint(model, last, state, copies=[best])
+    else:
+        for path, saved in ((best, best_state), (last, last_state)):
+            if saved is None or saved.get("bn_recomputed"):
+                continue
+            model.load_weights(path)
+            batchnorm.recompute_bn_statistics(model, images)
+            saved["bn_recomputed"] = len(rows)
+            checkpoints.save_checkpoint(model, path, saved)
+            if path == last:
+                state = saved
     runfolder.write_json_atomic(out / "state.json", state)
     print(f"BatchNormalization statistics recomputed on {len(rows)} training samples in best.keras and last.keras")
     return state
