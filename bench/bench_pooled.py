@@ -3,7 +3,7 @@ development datasets (UT-Kinect 1 3 5 7 9, MSR Action3D 1 3 5 7 9, UTD-MHAD 1 3 
 of the three, over seeds. No test subject of any dataset is read.
 
     python bench/bench_pooled.py --data-root ../shared/data --recipes default --seeds 1 --jobs 2 --commit
-    python bench/bench_pooled.py --report                  # the table of every recipe measured so far
+    python bench/bench_pooled.py --report                  # every recipe measured so far, and against the default
 
 One row per finished run (recipe, dataset, held-out subject, seed) is appended to `bench/pooled/rows.jsonl` as
 soon as it finishes, and its test scores to `bench/pooled/scores.jsonl` (for the fused modalities); a run whose
@@ -246,13 +246,7 @@ def _fused_rows(rows: list[dict], parts: tuple[str, ...]) -> list[dict]:
 
 def report(rows: list[dict]) -> str:
     """The Markdown table: per recipe and seed, each dataset's mean over its folds, and the pooled mean."""
-    groups: dict[str, list[dict]] = {}
-    for row in rows:
-        groups.setdefault(row["recipe"], []).append(row)
-    for name, parts in FUSED.items():
-        fused = _fused_rows(rows, parts)
-        if fused:
-            groups[name] = fused
+    groups = _recipe_groups(rows)
     names = list(DATASETS)
     lines = ["| recipe | seeds | " + " | ".join(names) + " | pooled mean | training s a run |",
              "|---|---|" + "---|" * len(names) + "---|---|"]
@@ -273,6 +267,47 @@ def report(rows: list[dict]) -> str:
                                                             if done[d]) or "-"
         lines.append(f"| {recipe}{partial} | {shown} | " + " | ".join(cells)
                      + f" | {'-' if pooled is None else f'{pooled:.1f}'} | {seconds:.0f} |")
+    return "\n".join(lines)
+
+
+def _recipe_groups(rows: list[dict]) -> dict[str, list[dict]]:
+    groups: dict[str, list[dict]] = {}
+    for row in rows:
+        groups.setdefault(row["recipe"], []).append(row)
+    for name, parts in FUSED.items():
+        fused = _fused_rows(rows, parts)
+        if fused:
+            groups[name] = fused
+    return groups
+
+
+def paired_against(rows: list[dict], baseline: str = "default") -> str:
+    """Per recipe, its top-1 minus the baseline's on the same runs (dataset, held-out subject, seed), per dataset
+    and pooled, and the issue's rule: a recipe wins when the pooled difference is positive and no dataset loses
+    more than a point (decided only once every fold of every dataset is in)."""
+    groups = _recipe_groups(rows)
+    base = {(r["dataset"], r["subject"], r["seed"]): r["top1"] for r in groups.get(baseline, [])}
+    names = list(DATASETS)
+    lines = [f"| recipe | {' | '.join(f'{d}: difference (runs)' for d in names)} | pooled difference | verdict |",
+             "|---|" + "---|" * len(names) + "---|---|"]
+    for recipe, members in groups.items():
+        if recipe == baseline:
+            continue
+        cells, differences, complete = [], [], True
+        for dataset in names:
+            paired = [r["top1"] - base[(dataset, r["subject"], r["seed"])] for r in members
+                      if r["dataset"] == dataset and (dataset, r["subject"], r["seed"]) in base]
+            seeds = {r["seed"] for r in members if r["dataset"] == dataset}
+            complete &= bool(paired) and len(paired) == len(seeds) * len(DATASETS[dataset][2])
+            cells.append(f"{np.mean(paired):+.1f} ({len(paired)})" if paired else "-")
+            differences.append(np.mean(paired) if paired else None)
+        if complete:
+            pooled = float(np.mean(differences))
+            wins = pooled > 0 and min(differences) >= -1.0
+            verdict = "wins" if wins else "does not win"
+            lines.append(f"| {recipe} | {' | '.join(cells)} | {pooled:+.1f} | {verdict} |")
+        else:
+            lines.append(f"| {recipe} (partial) | {' | '.join(cells)} | - | - |")
     return "\n".join(lines)
 
 
@@ -327,6 +362,7 @@ def main() -> None:
         return
     if args.report:
         print(report(read_jsonl(ROWS)))
+        print(paired_against(read_jsonl(ROWS)))
         if args.pairs:
             print(pair_confusions(read_jsonl(ROWS)))
         return
