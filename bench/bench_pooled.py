@@ -63,8 +63,11 @@ RECIPES: dict[str, tuple[dict, dict]] = {
     "temporal crop 0.2": ({}, {"crop": 0.2}),  # an idea of ours: pyskl's random temporal crop, with its speed change
     "batch 32": ({}, {"batch_size": 32}),  # half the steps: UTD-MHAD's default run is over 10 minutes on 2 cores
 }
-# action pairs that differ only by side or direction (1-based action numbers of the dataset)
-PAIRS = {"utd-mhad": ((1, 2), (9, 10)), "msr-action3d": ((1, 2),)}
+# action pairs that differ only by side or direction (1-based action numbers of the dataset): UTD-MHAD's swipes to
+# the left / right and clockwise / counter-clockwise circles, MSR Action3D's high / horizontal arm wave, and the
+# pairs that are one another played backwards (UT-Kinect's sitDown / standUp and push / pull, UTD-MHAD's sit to
+# stand / stand to sit), which a time augmentation that kept no order would confuse
+PAIRS = {"utkinect": ((2, 3), (7, 8)), "utd-mhad": ((1, 2), (9, 10), (24, 25)), "msr-action3d": ((1, 2),)}
 FUSED = {"fused: joint + bone": ("default", "bone"), "fused: joint + bone + motion": ("default", "bone", "motion")}
 
 
