@@ -91,3 +91,10 @@ def test_process_data_converts_the_folder(utd, repo_root, tmp_path):
                            "--out", str(out), "--quiet"], cwd=repo_root, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "kept 431 of 431 files (utd-mhad" in done.stdout + done.stderr
+
+
+def test_the_small_data_preset_with_90_epochs_for_the_time_budget():
+    from mans.preprocessing import datasets
+
+    expected = {**datasets.SMALL_DATA_TRAIN_DEFAULTS, "epochs": 90}
+    assert dict(datasets.get_dataset("utd-mhad").train_defaults) == expected
