@@ -93,8 +93,8 @@ def test_process_data_converts_the_folder(utd, repo_root, tmp_path):
     assert "kept 431 of 431 files (utd-mhad" in done.stdout + done.stderr
 
 
-def test_the_small_data_preset_with_90_epochs_for_the_time_budget():
+def test_the_small_data_preset_with_its_own_epochs_and_tarm_start():
     from mans.preprocessing import datasets
 
-    expected = {**datasets.SMALL_DATA_TRAIN_DEFAULTS, "epochs": 90}
+    expected = {**datasets.SMALL_DATA_TRAIN_DEFAULTS, "epochs": 90, "tarm_identity_start": False}
     assert dict(datasets.get_dataset("utd-mhad").train_defaults) == expected
