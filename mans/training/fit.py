@@ -438,22 +438,19 @@ def recompute_checkpoint_bn(plan: _Plan, model: keras.Model, state: dict) -> dic
     best, last = out / "best.keras", out / "last.keras"
     best_state = checkpoints.read_checkpoint_state(best)
     last_state = checkpoints.read_checkpoint_state(last)
-    if last_state is not None and best_state == last_state:  # the same epoch (a run without validation)
-        if not last_state.get("bn_recomputed"):
-            model.load_weights(last)
-            batchnorm.recompute_bn_statistics(model, images)
-            state = {**last_state, "bn_recomputed": len(rows)}
-            checkpoints.save_checkpoint(model, last, state, copies=[best])
+    if last_state is not None and best_state == last_state:  # the same epoch (a run without validation): once
+        targets = [(last, last_state, [best])]
     else:
-        for path, saved in ((best, best_state), (last, last_state)):
-            if saved is None or saved.get("bn_recomputed"):
-                continue
-            model.load_weights(path)
-            batchnorm.recompute_bn_statistics(model, images)
-            saved["bn_recomputed"] = len(rows)
-            checkpoints.save_checkpoint(model, path, saved)
-            if path == last:
-                state = saved
+        targets = [(best, best_state, []), (last, last_state, [])]
+    for path, saved, copies in targets:
+        if saved is None or saved.get("bn_recomputed"):
+            continue
+        model.load_weights(path)
+        batchnorm.recompute_bn_statistics(model, images)
+        saved["bn_recomputed"] = len(rows)
+        checkpoints.save_checkpoint(model, path, saved, copies=copies)
+        if path == last:
+            state = saved
     runfolder.write_json_atomic(out / "state.json", state)
     print(f"BatchNormalization statistics recomputed on {len(rows)} training samples in best.keras and last.keras")
     return state
