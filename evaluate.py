@@ -30,9 +30,10 @@ from mans.cli import backend_logs_silenced
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("checkpoint", nargs="?", help=".keras checkpoint from train_MANs.py; with --benchmark loso: the "
-                   "run folder holding the folds; a folder of seed-<seed> runs (train_MANs.py --seeds): the seed "
-                   "ensemble")
+    p.add_argument("checkpoint", nargs="?", help=".keras checkpoint from train_MANs.py, or the run folder (its "
+                   "best.keras); with --benchmark loso: the run folder holding the folds; a folder of seed-<seed> "
+                   "runs (train_MANs.py --seeds): the seed ensemble; a folder of joint/bone/motion runs "
+                   "(train_MANs.py --modalities): each and their fusion")
     p.add_argument("--data", help="HDF5 file from process_data.py")
     p.add_argument("--benchmark", default="xsub", help="a split of the data's dataset: xsub or xview (NTU-60), xsub "
                    "or xset (NTU-120), xsub, loso or loso-K (UT-Kinect, MSR Action3D, UTD-MHAD), or a split your "
@@ -114,6 +115,7 @@ def run(args: argparse.Namespace, evaluation) -> None:
                                        ("--stream", args.stream)) if given]
     if len(chosen) > 1:
         raise UsageError(f"{' and '.join(chosen)} do different things: give one of them")
+    args.checkpoint = run_checkpoint(args.checkpoint, args.fold_checkpoint, chosen[0] if chosen else None)
     if args.explain:
         explain(args)
         return
@@ -150,6 +152,24 @@ def run(args: argparse.Namespace, evaluation) -> None:
     metrics = evaluation.evaluate(args.checkpoint, args.data, args.benchmark, args.out, **options)
     _print_metrics(metrics)
     print(f"reports in {args.out or pathlib.Path(args.checkpoint).parent}")
+
+
+def run_checkpoint(path: str, name: str, flag: str | None) -> str:
+    """A single run's folder stands for its `name` checkpoint; a folder of folds, seeds or modalities stays
+    itself (evaluated and fused as such, never by `flag`: --skeleton, --explain and --stream take one model)."""
+    from mans.training import runfolder
+    from mans.training.data import UsageError
+
+    folder = pathlib.Path(path)
+    if not folder.is_dir():
+        return path
+    if (folder / name).is_file():
+        return str(folder / name)
+    members = runfolder.modality_folders(folder)
+    if flag and members:
+        raise UsageError(f"{folder} holds one run per modality ({', '.join(m for m, _ in members)}): give {flag} "
+                         f"one of their checkpoints, e.g. {members[0][1] / name}")
+    return path
 
 
 def _evaluate_seeds(args: argparse.Namespace, fusion, options: dict) -> None:

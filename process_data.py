@@ -62,10 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="unit of the coordinates: none (the recording's, metres for a Kinect; the demo's) or "
                         "torso (divided by the actor's torso length, hips to shoulder: the same image for a child "
                         "and an adult); default: the dataset's (README)")
-    parser.add_argument("--modality", nargs="+", choices=["joint", "bone", "motion"], default=["joint"],
-                        help="what the image holds: joint (the positions, the paper's; default), bone (each joint "
-                        "minus its parent along the dataset's bones) or motion (the difference of consecutive frames); "
-                        "several: OUT holds the first and OUT-<modality>.h5 each other one")
+    parser.add_argument("--modality", nargs="+", choices=["joint", "bone", "motion"],
+                        help="what the image holds: joint (the positions, the paper's), bone (each joint minus its "
+                        "parent along the dataset's bones) or motion (the difference of consecutive frames); "
+                        "several: OUT holds the first and OUT-<modality>.h5 each other one, and train_MANs.py "
+                        "trains them all; default: the dataset's (joint unless its description says)")
     parser.add_argument("--workers", type=int, help="processes (default: all cores)")
     parser.add_argument("--limit", type=int, help="only the first N files, in name order")
     parser.add_argument("--strict", action="store_true", help="any skipped sample is an error")
@@ -119,12 +120,12 @@ def run(args: argparse.Namespace, command: str) -> None:
             if getattr(args, option) is not None:
                 flag = "--" + option.replace("_", "-")
                 raise ValueError(f"{flag} applies to NTU RGB+D only, not to --dataset {args.dataset}")
-    modalities = list(dict.fromkeys(args.modality))
+    modalities = list(dict.fromkeys(args.modality or (spec.description.modalities if spec else ["joint"])))
     for number, modality in enumerate(modalities):
         out = args.out if number == 0 else storage.modality_path(args.out, modality)
         summary = storage.convert_folder(source, out, dataset=spec, mode=args.mode, size=args.size,
                                          frames=args.frames, signs=args.signs, centre=args.centre, modality=modality,
-                                         scale=args.scale,
+                                         modalities=modalities, scale=args.scale,
                                          workers=args.workers,
                                          missing_list=args.missing_list, limit=args.limit, strict=args.strict,
                                          overwrite=args.overwrite, command=command, progress=not args.quiet)

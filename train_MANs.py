@@ -39,7 +39,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--modalities", nargs="+", choices=["joint", "bone", "motion"], metavar="MODALITY",
                    help="one MANs per modality (joint, bone, motion), each on its converted file (--data's own, "
                    "or DATA-<modality>.h5 beside it from process_data.py --modality) in OUT/<modality>; "
-                   "evaluate.py OUT fuses their scores")
+                   "evaluate.py OUT fuses their scores; default: the modalities converted together with DATA")
     p.add_argument(
         "--val",
         choices=["holdout", "test", "none"],

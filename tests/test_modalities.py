@@ -125,10 +125,17 @@ def test_process_data_writes_one_file_per_modality(modality_files):
         storage.modality_file(modality_files, "motion")
 
 
+def test_the_files_converted_together_name_each_other_for_training(modality_files):
+    from mans.training import fit
+
+    assert fit.converted_modalities(modality_files) == ["joint", "bone"]
+    assert fit.converted_modalities(storage.modality_path(modality_files, "bone")) is None  # trains alone
+
+
 def test_a_fused_two_stream_run_through_the_scripts(modality_files, tmp_path):
     run = tmp_path / "run"
     tiny = ["--epochs", "1", "--batch-size", "8", "--steps-per-epoch", "2", "--gru-units", "4", "--val", "none"]
-    trained = script("train_MANs.py", "--data", modality_files, "--modalities", "joint", "bone", "--out", run, *tiny)
+    trained = script("train_MANs.py", "--data", modality_files, "--out", run, *tiny)  # the modalities converted
     assert trained.returncode == 0, trained.stderr[-3000:]
     assert "== modality bone (2/2)" in trained.stdout
     config = json.loads((run / "bone" / "config.json").read_text())
@@ -141,6 +148,12 @@ def test_a_fused_two_stream_run_through_the_scripts(modality_files, tmp_path):
     parts = [np.load(run / name / "scores.npy") for name in ("joint", "bone")]
     np.testing.assert_allclose(fused, parts[0] + parts[1], rtol=1e-5)
     assert "xsub: fused joint + bone: top-1" in evaluated.stdout
+    alone = script("evaluate.py", run / "bone", "--data", storage.modality_path(modality_files, "bone"))
+    assert alone.returncode == 0, alone.stderr[-3000:]
+    assert alone.stdout.startswith(f"top-1 {summary['member_top1'][1]:.2%}")  # the run folder's best.keras
+    refused = script("evaluate.py", run, "--skeleton", "a.skeleton")
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1
+    assert "holds one run per modality (joint, bone): give --skeleton one of their checkpoints" in refused.stderr
     predictor = evaluation.load_predictor(run / "bone" / "best.keras")  # --skeleton, --explain, --stream
     columns, _ = storage.read_metadata(storage.modality_path(modality_files, "bone"))
     raw = modality_files.parent / "raw" / f"{columns['name'][3]}.skeleton"

@@ -144,6 +144,24 @@ def test_the_file_carries_its_description(tmp_path, capsys):
     assert attrs["description"]["splits"]["loso"]["values"] == [1, 2, 3, 4]
 
 
+def test_the_description_s_modalities_are_converted_and_trained_by_default(small, tmp_path, capsys, monkeypatch):
+    from mans.training import fit as training
+
+    folder, desc = small
+    edit(desc, lambda d: d.update(modalities=["joint", "bone"]))
+    assert process(capsys, "--dataset", desc, "--skeletons", folder, "--out", tmp_path / "a.h5")[0] == 0
+    assert process(capsys, "--dataset", desc, "--skeletons", folder, "--out", tmp_path / "b.h5",
+                   "--modality", "joint")[0] == 0
+    assert sorted(p.name for p in tmp_path.glob("*.h5")) == ["a-bone.h5", "a.h5", "b.h5"]
+    datasets._REGISTERED.clear()  # as in a fresh process
+    assert storage.read_metadata(tmp_path / "a-bone.h5")[1]["description"]["modalities"] == ["joint", "bone"]
+    trained = []
+    monkeypatch.setattr(training, "train_one", lambda flags, argv=None: trained.append(flags["out"]))
+    for name in ("a.h5", "b.h5"):
+        training.train({"data": str(tmp_path / name), "benchmark": "xsub", "out": str(tmp_path / name[0])})
+    assert trained == [str(tmp_path / "a" / "joint"), str(tmp_path / "a" / "bone"), str(tmp_path / "b")]
+
+
 def test_loso_trains_one_fold_per_subject_of_the_labels(tmp_path, capsys, monkeypatch):
     from mans.training import fit as training
 
@@ -232,6 +250,9 @@ def edit(path: pathlib.Path, change) -> pathlib.Path:
     (lambda d: d.update(frames="stretch"), "key 'frames': Input should be 'pad', 'resample' or 'timed'"),
     (lambda d: d.update(coordinates="xyzw"), "key 'coordinates'"),
     (lambda d: d["training"].update(epochs=0), "key 'training.epochs'"),
+    (lambda d: d.update(modalities=["joint", "joint"]), "key 'modalities': 'joint' appears twice"),
+    (lambda d: d.update(modalities=["joint", "bone"], bones=[]), "key 'modalities': the bone modality needs"),
+    (lambda d: d.update(modalities=["speed"]), "key 'modalities.0'"),
     (lambda d: d["splits"].update(xview={"train": {"view": [1, 2]}}),
      "key 'splits.xview': column 'view' is not one of"),
     (lambda d: d["splits"].update(bad={"train": {"subject": [1]}, "leave_one_out": "subject"}),

@@ -102,6 +102,8 @@ class Description(_Strict):
     signs: Literal["demo", "rigid"] = "demo"  # the sign fixes of the view normalisation (preprocess.SIGNS)
     centre: Literal["first", "frame", "floor"] = "first"  # origin of the view normalisation (preprocess.CENTRES)
     scale: Literal["none", "torso"] = "none"  # the unit of the coordinates (mans.preprocessing.preprocess.SCALES)
+    # the streams process_data.py converts and train_MANs.py trains by default, one MANs each, scores fused
+    modalities: list[Literal["joint", "bone", "motion"]] = Field(["joint"], min_length=1)
     training: Training = Training()
 
     @pydantic.field_validator("reader")
@@ -117,6 +119,9 @@ class Description(_Strict):
         _check_unique("actions", self.actions)
         _check_unique("joints", self.joints)
         _check_unique("columns", self.columns)
+        _check_unique("modalities", self.modalities)
+        if "bone" in self.modalities and not self.bones:
+            raise ValueError("key 'modalities': the bone modality needs the description's 'bones'")
         known = set(self.joints)
         named = [("view.origin", j) for j in self.view.origin] + [("view.torso", j) for j in self.view.torso]
         named += [("view.hips", j) for j in self.view.hips] + [("view.up", self.view.up)]

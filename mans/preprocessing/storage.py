@@ -42,7 +42,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 import h5py
 import numpy as np
@@ -239,6 +239,7 @@ def convert_folder(
     signs: str | None = None,
     centre: str | None = None,
     modality: str = "joint",
+    modalities: Sequence[str] | None = None,
     scale: str | None = None,
     workers: int | None = None,
     missing_list: str | os.PathLike | None = None,
@@ -255,7 +256,9 @@ def convert_folder(
     format (`mans.formats`) lists the sequences; each is read, preprocessed (`frames`, `signs`, `centre`:
     the description's when None; `modality`: what the image holds, `preprocess.MODALITIES`; `scale`: the unit of
     the coordinates, `preprocess.SCALES`, the description's when None) and stored in the
-    reader's order. Skipped, with a reason in the skip report: names on
+    reader's order. `modalities`: the modalities converted together with this one (default: this one alone),
+    recorded as the stored description's "modalities", the streams train_MANs.py trains by default. Skipped,
+    with a reason in the skip report: names on
     `missing_list` (NTU's samples without skeletons; reason "missing-list"), sequences the reader refuses
     (NTU "bad-name" and `SkeletonFormatError` reasons; the folder format's "no-file", "empty", "joint-count",
     "channel-count", "body-count", "non-finite", "unreadable"; MSR Action3D "all-zero"), and samples the mode
@@ -280,6 +283,7 @@ def convert_folder(
     raw_format = formats.format_named(spec.description.reader)
     listing = raw_format.list(skeleton_dir, spec, {"missing_list": missing_list, "limit": limit})
     spec = _resolved(spec, listing.entries, check_splits=not raw_format.whole_dataset)
+    spec = _converted_together(spec, modalities or (modality,))
     skips: list[tuple[str, str, str]] = []
     for name, reason, message in listing.skips:
         _skip(skips, name, reason, message, strict)
@@ -309,6 +313,14 @@ def convert_folder(
         files=listing.files, kept=kept, skipped=skipped, seconds=time.perf_counter() - started,
         noise_report_path=noise_report, preprocessing=preprocessing, notes=tuple(listing.notes),
     )
+
+
+def _converted_together(spec: datasets.DatasetSpec, modalities: Sequence[str]) -> datasets.DatasetSpec:
+    """The spec whose stored description names the modalities converted with this file (the streams
+    train_MANs.py trains by default)."""
+    if list(modalities) == spec.description.modalities:
+        return spec
+    return datasets.spec_from_description(spec.description.model_copy(update={"modalities": list(modalities)}))
 
 
 def _resolved(spec: datasets.DatasetSpec, entries: list, check_splits: bool) -> datasets.DatasetSpec:

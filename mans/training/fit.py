@@ -226,8 +226,15 @@ def train(flags: Mapping[str, object], argv: Sequence[str] | None = None) -> Tra
     """
     flags = dict(flags)
     modalities = flags.pop("modalities", None)
+    if modalities is None and flags.get("data"):
+        modalities = converted_modalities(flags["data"])
     if modalities:
         return _train_modalities(flags, list(modalities), argv)
+    return _train_stream(flags, argv)
+
+
+def _train_stream(flags: dict, argv: Sequence[str] | None) -> TrainResult | list[TrainResult]:
+    """One modality's training: one run, one per fold of a leave-one-out benchmark, or one per seed."""
     seeds = flags.pop("seeds", None)
     if seeds:
         return _train_seeds(flags, list(seeds), argv)
@@ -263,6 +270,16 @@ def modality_data(data: str | os.PathLike, modality: str) -> pathlib.Path:
         raise UsageError(str(error)) from None
 
 
+def converted_modalities(data: str | os.PathLike) -> list[str] | None:
+    """The modalities converted together with `data` (its stored description's "modalities"), when `data` is
+    the first of several (the file process_data.py's OUT names): the streams train_MANs.py trains by default.
+    None for a file converted alone or one of the others."""
+    opened = _open_or_usage_error(data)
+    modalities = list((opened.attrs.get("description") or {}).get("modalities", ["joint"]))
+    own = str(opened.attrs.get("modality", "joint"))
+    return modalities if len(modalities) > 1 and modalities[0] == own else None
+
+
 def _train_modalities(flags: dict, modalities: list[str], argv: Sequence[str] | None) -> list[TrainResult]:
     """One MANs per modality, each on its own file (`modality_data`) in `out/<modality>`; evaluate.py fuses them."""
     _require_data_and_out(flags)
@@ -272,7 +289,7 @@ def _train_modalities(flags: dict, modalities: list[str], argv: Sequence[str] | 
     results: list[TrainResult] = []
     for number, (modality, path) in enumerate(files.items(), start=1):
         print(f"== modality {modality} ({number}/{len(files)}): {path}")
-        result = train({**flags, "data": str(path), "out": str(pathlib.Path(flags["out"]) / modality)}, argv)
+        result = _train_stream({**flags, "data": str(path), "out": str(pathlib.Path(flags["out"]) / modality)}, argv)
         results.extend(result if isinstance(result, list) else [result])
     print(
         f"done: {len(files)} modalities in {flags['out']}; evaluate each and their fusion with "
