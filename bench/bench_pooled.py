@@ -1,6 +1,6 @@
 """The pooled estimate every default is chosen on: leave-one-subject-out over the training subjects of all three
 development datasets (UT-Kinect 1 3 5 7 9, MSR Action3D 1 3 5 7 9, UTD-MHAD 1 3 5 7), per dataset and as the mean
-of the three, over seeds. No test subject of any dataset is read.
+of the three, over seeds. No test subject of any dataset is read (but by --cross-subject, below).
 
     python bench/bench_pooled.py --data-root ../shared/data --recipes default --seeds 1 --jobs 2 --commit
     python bench/bench_pooled.py --report                  # every recipe measured so far, and against the default
@@ -9,7 +9,10 @@ One row per finished run (recipe, dataset, held-out subject, seed) is appended t
 soon as it finishes, and its test scores to `bench/pooled/scores.jsonl` (for the fused modalities); a run whose
 row is there is not run again, so the same command resumes an interrupted study. `--commit` commits the two
 files after every row. Each run is its own process pinned to one core (`taskset`, one thread), `--jobs` at a
-time. The figure of a run is that of the default evaluation: mirror test-time augmentation where the run trained
+time. `--cross-subject --datasets msr-action3d` runs MSR Action3D's cross-subject benchmark instead (subjects 1 3 5 7 9
+against 2 4 6 8 10, the paper's protocol; the only development set whose test subjects are in --data-root): a
+figure that reports and never chooses, with rows of its own (`bench/pooled/xsub_rows.jsonl`, `xsub_scores.jsonl`).
+The figure of a run is that of the default evaluation: mirror test-time augmentation where the run trained
 on mirror images (evaluate.py's default), the image alone otherwise; both are kept.
 
 A recipe is a preprocessing (process_data.py settings over the dataset's) and training flags (train_MANs.py
@@ -38,6 +41,11 @@ import numpy as np  # noqa: E402
 HERE = pathlib.Path(__file__).resolve().parent
 ROWS = HERE / "pooled" / "rows.jsonl"
 SCORES = HERE / "pooled" / "scores.jsonl"
+# --cross-subject: the paper's cross-subject figure of a dataset whose test subjects are in --data-root (MSR Action3D
+# only; those of UT-Kinect and UTD-MHAD are held out): it reports, it never chooses, so it has files of its own
+XSUB_ROWS = HERE / "pooled" / "xsub_rows.jsonl"
+XSUB_SCORES = HERE / "pooled" / "xsub_scores.jsonl"
+XSUB_DATASETS = ("msr-action3d",)
 WORK = pathlib.Path(os.environ.get("MANS_POOLED_WORK", "/tmp/mans-pooled"))
 
 # dataset: (built-in name, folder under --data-root, the training subjects whose folds are run)
@@ -81,8 +89,18 @@ def read_jsonl(path: pathlib.Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def run_key(recipe: str, dataset: str, subject: int, seed: int) -> str:
-    return f"{recipe} | {dataset} | loso-{subject} | seed {seed}"
+def run_key(recipe: str, dataset: str, subject: int | None, seed: int) -> str:
+    """The key of a run: its held-out subject's fold, or (subject None) the cross-subject benchmark."""
+    return f"{recipe} | {dataset} | {benchmark_of(subject)} | seed {seed}"
+
+
+def benchmark_of(subject: int | None) -> str:
+    return "xsub" if subject is None else f"loso-{subject}"
+
+
+def files_of(subject: int | None) -> tuple[pathlib.Path, pathlib.Path]:
+    """The rows and scores files of a fold's runs, or of the cross-subject runs (subject None)."""
+    return (ROWS, SCORES) if subject is not None else (XSUB_ROWS, XSUB_SCORES)
 
 
 def msr_training_folder(folder: pathlib.Path) -> pathlib.Path:
@@ -97,16 +115,17 @@ def msr_training_folder(folder: pathlib.Path) -> pathlib.Path:
     return linked
 
 
-def converted(dataset: str, data_root: pathlib.Path, preprocessing: dict) -> pathlib.Path:
-    """The dataset's training subjects converted with `preprocessing` over its defaults (once; cached in WORK)."""
+def converted(dataset: str, data_root: pathlib.Path, preprocessing: dict, test_subjects: bool = False) -> pathlib.Path:
+    """The dataset's training subjects (with `test_subjects`: all of its folder) converted with `preprocessing`
+    over its defaults (once; cached in WORK)."""
     from mans.preprocessing import storage
 
     name, folder, _ = DATASETS[dataset]
     tag = "-".join(f"{k}={v}" for k, v in sorted(preprocessing.items())) or "defaults"
-    out = WORK / f"{dataset}-{tag}.h5"
+    out = WORK / f"{dataset}{'-all' if test_subjects else ''}-{tag}.h5"
     if not out.exists():
         source = data_root / folder
-        if dataset == "msr-action3d":
+        if dataset == "msr-action3d" and not test_subjects:
             source = msr_training_folder(source)
         storage.convert_folder(source, out, dataset=name, progress=False, command="bench_pooled.py", **preprocessing)
     return out
@@ -135,8 +154,8 @@ def run_one(job: dict) -> dict:
     from mans.training import data as data_lib
 
     preprocessing, flags = RECIPES[job["recipe"]]
-    data = converted(job["dataset"], pathlib.Path(job["data_root"]), preprocessing)
-    benchmark = f"loso-{job['subject']}"
+    data = converted(job["dataset"], pathlib.Path(job["data_root"]), preprocessing, job["subject"] is None)
+    benchmark = benchmark_of(job["subject"])
     out = WORK / "runs" / run_key(job["recipe"], job["dataset"], job["subject"], job["seed"]).replace(" | ", "_")
     run = {**BASELINE.get(job["dataset"], {}), **flags, "data": str(data), "benchmark": benchmark, "out": str(out),
            "seed": job["seed"]}
@@ -170,10 +189,10 @@ def _run_pinned(job: dict, core: int) -> dict:
     return json.loads(lines[-1])
 
 
-def _commit(message: str) -> None:
+def _commit(message: str, files: tuple[pathlib.Path, pathlib.Path]) -> None:
     for _ in range(5):
-        add = subprocess.run(["git", "-C", str(ROOT), "add", str(ROWS), str(SCORES)], capture_output=True)
-        done = subprocess.run(["git", "-C", str(ROOT), "commit", "-q", "-m", message, "--", str(ROWS), str(SCORES)],
+        add = subprocess.run(["git", "-C", str(ROOT), "add", *map(str, files)], capture_output=True)
+        done = subprocess.run(["git", "-C", str(ROOT), "commit", "-q", "-m", message, "--", *map(str, files)],
                               capture_output=True)
         if add.returncode == 0 and done.returncode == 0:
             return
@@ -182,20 +201,23 @@ def _commit(message: str) -> None:
 
 
 def _append(result: dict) -> None:
-    ROWS.parent.mkdir(parents=True, exist_ok=True)
-    with open(ROWS, "a") as handle:
+    rows, scores = files_of(result["row"]["subject"])
+    rows.parent.mkdir(parents=True, exist_ok=True)
+    with open(rows, "a") as handle:
         handle.write(json.dumps(result["row"]) + "\n")
-    with open(SCORES, "a") as handle:
+    with open(scores, "a") as handle:
         handle.write(json.dumps(result["scores"]) + "\n")
 
 
-def pending_jobs(recipes: list[str], seeds: list[int], datasets: list[str], data_root: pathlib.Path) -> list[dict]:
-    done = {row["key"] for row in read_jsonl(ROWS)}
+def pending_jobs(recipes: list[str], seeds: list[int], datasets: list[str], data_root: pathlib.Path,
+                 cross_subject: bool = False) -> list[dict]:
+    """The runs not yet in the rows: every fold of each dataset, or (`cross_subject`) its cross-subject benchmark."""
+    done = {row["key"] for row in read_jsonl(files_of(None if cross_subject else 0)[0])}
     jobs = []
     for recipe in recipes:
         for seed in seeds:
             for dataset in datasets:
-                for subject in DATASETS[dataset][2]:
+                for subject in (None,) if cross_subject else DATASETS[dataset][2]:
                     if run_key(recipe, dataset, subject, seed) not in done:
                         jobs.append({"recipe": recipe, "dataset": dataset, "subject": subject, "seed": seed,
                                      "data_root": str(data_root)})
@@ -204,7 +226,7 @@ def pending_jobs(recipes: list[str], seeds: list[int], datasets: list[str], data
 
 def run_study(jobs: list[dict], workers: int, commit: bool) -> None:
     for job in jobs:  # convert once, before the workers race for the same file
-        converted(job["dataset"], pathlib.Path(job["data_root"]), RECIPES[job["recipe"]][0])
+        converted(job["dataset"], pathlib.Path(job["data_root"]), RECIPES[job["recipe"]][0], job["subject"] is None)
     print(f"{len(jobs)} runs to go, {workers} at a time", flush=True)
     cores = list(range(workers))
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
@@ -231,12 +253,12 @@ def _record(future: concurrent.futures.Future, commit: bool) -> None:
     row = result["row"]
     print(f"  {row['key']}: {row['top1']:.1f} % ({row['evaluation']}) in {row['train_seconds']:.0f} s", flush=True)
     if commit:
-        _commit(f"bench/pooled: {row['key']}: {row['top1']:.1f} %")
+        _commit(f"bench/pooled: {row['key']}: {row['top1']:.1f} %", files_of(row["subject"]))
 
 
-def _fused_rows(rows: list[dict], parts: tuple[str, ...]) -> list[dict]:
+def _fused_rows(rows: list[dict], parts: tuple[str, ...], scores_file: pathlib.Path = SCORES) -> list[dict]:
     """Rows of the score fusion of `parts`, one per run (dataset, subject, seed) that every part has."""
-    scores = {entry["key"]: entry for entry in read_jsonl(SCORES)}
+    scores = {entry["key"]: entry for entry in read_jsonl(scores_file)}
     by_key = {row["key"]: row for row in rows}
     fused = []
     for row in rows:
@@ -278,12 +300,25 @@ def report(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def _recipe_groups(rows: list[dict]) -> dict[str, list[dict]]:
+def cross_subject_report(rows: list[dict]) -> str:
+    """The cross-subject test figures (report only): per recipe and dataset, each seed's top-1 and their mean."""
+    lines = ["| recipe | dataset | seeds | top-1 per seed | mean |", "|---|---|---|---|---|"]
+    for recipe, members in _recipe_groups(rows, XSUB_SCORES).items():
+        for dataset in dict.fromkeys(row["dataset"] for row in members):
+            chosen = sorted((row for row in members if row["dataset"] == dataset), key=lambda row: row["seed"])
+            seeds = " ".join(str(row["seed"]) for row in chosen)
+            figures = " ".join(f"{row['top1']:.1f}" for row in chosen)
+            mean = np.mean([row["top1"] for row in chosen])
+            lines.append(f"| {recipe} | {dataset} | {seeds} | {figures} | {mean:.1f} |")
+    return "\n".join(lines)
+
+
+def _recipe_groups(rows: list[dict], scores_file: pathlib.Path = SCORES) -> dict[str, list[dict]]:
     groups: dict[str, list[dict]] = {}
     for row in rows:
         groups.setdefault(row["recipe"], []).append(row)
     for name, parts in FUSED.items():
-        fused = _fused_rows(rows, parts)
+        fused = _fused_rows(rows, parts, scores_file)
         if fused:
             groups[name] = fused
     return groups
@@ -357,12 +392,17 @@ def main() -> None:
     parser.add_argument("--data-root", default=str(ROOT.parent / "shared" / "data"),
                         help="the folder holding utkinect_train/, msr_action3d/ and utd_mhad_train/")
     parser.add_argument("--recipes", nargs="+", default=["default"], help=f"among: {', '.join(RECIPES)}")
-    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    parser.add_argument("--datasets", nargs="+", choices=list(DATASETS),
+                        help="default: all three (with --cross-subject: msr-action3d)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1])
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time, each pinned to its own core")
     parser.add_argument("--commit", action="store_true", help="git-commit the rows after each run")
     parser.add_argument("--report", action="store_true", help="print the table of the rows so far and stop")
     parser.add_argument("--pairs", action="store_true", help="with --report: also the direction / side pairs")
+    parser.add_argument("--cross-subject", action="store_true",
+                        help="run the cross-subject benchmark (training subjects against the test subjects) of "
+                        f"{', '.join(XSUB_DATASETS)} instead of the folds: a figure that reports, never chooses "
+                        "(rows in bench/pooled/xsub_rows.jsonl)")
     parser.add_argument("--run-job", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.run_job:
@@ -373,17 +413,24 @@ def main() -> None:
         print(paired_against(read_jsonl(ROWS)))
         if args.pairs:
             print(pair_confusions(read_jsonl(ROWS)))
+        if XSUB_ROWS.exists():
+            print(cross_subject_report(read_jsonl(XSUB_ROWS)))
         return
     unknown = [name for name in args.recipes if name not in RECIPES]
     if unknown:
         parser.error(f"unknown recipe(s) {unknown}; expected among {list(RECIPES)}")
+    args.datasets = args.datasets or list(XSUB_DATASETS if args.cross_subject else DATASETS)
+    held_out = sorted(set(args.datasets) - set(XSUB_DATASETS)) if args.cross_subject else []
+    if held_out:
+        parser.error(f"--cross-subject: the test subjects of {', '.join(held_out)} are held out")
     data_root = pathlib.Path(args.data_root)
     missing = [DATASETS[d][1] for d in args.datasets if not (data_root / DATASETS[d][1]).is_dir()]
     if missing:
         parser.error(f"{data_root}: expected the folder(s) {', '.join(missing)}")
     print(machine(), flush=True)
-    run_study(pending_jobs(args.recipes, args.seeds, args.datasets, data_root), args.jobs, args.commit)
-    print(report(read_jsonl(ROWS)))
+    run_study(pending_jobs(args.recipes, args.seeds, args.datasets, data_root, args.cross_subject), args.jobs,
+              args.commit)
+    print(cross_subject_report(read_jsonl(XSUB_ROWS)) if args.cross_subject else report(read_jsonl(ROWS)))
 
 
 if __name__ == "__main__":
