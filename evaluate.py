@@ -156,7 +156,8 @@ def run(args: argparse.Namespace, evaluation) -> None:
 
 def run_checkpoint(path: str, name: str, flag: str | None) -> str:
     """A single run's folder stands for its `name` checkpoint; a folder of folds, seeds or modalities stays
-    itself (evaluated and fused as such, never by `flag`: --skeleton, --explain and --stream take one model)."""
+    itself (evaluated and fused as such; --skeleton fuses a run of several modalities, while `flag` --explain
+    and --stream take one model)."""
     from mans.training import runfolder
     from mans.training.data import UsageError
 
@@ -166,7 +167,7 @@ def run_checkpoint(path: str, name: str, flag: str | None) -> str:
     if (folder / name).is_file():
         return str(folder / name)
     members = runfolder.modality_folders(folder)
-    if flag and members:
+    if flag in ("--explain", "--stream") and members:
         raise UsageError(f"{folder} holds one run per modality ({', '.join(m for m, _ in members)}): give {flag} "
                          f"one of their checkpoints, e.g. {members[0][1] / name}")
     return path

@@ -151,19 +151,29 @@ def test_a_fused_two_stream_run_through_the_scripts(modality_files, tmp_path):
     alone = script("evaluate.py", run / "bone", "--data", storage.modality_path(modality_files, "bone"))
     assert alone.returncode == 0, alone.stderr[-3000:]
     assert alone.stdout.startswith(f"top-1 {summary['member_top1'][1]:.2%}")  # the run folder's best.keras
-    refused = script("evaluate.py", run, "--skeleton", "a.skeleton")
+    refused = script("evaluate.py", run, "--explain", "a.skeleton")
     assert refused.returncode == 2 and refused.stderr.count("\n") == 1
-    assert "holds one run per modality (joint, bone): give --skeleton one of their checkpoints" in refused.stderr
+    assert "holds one run per modality (joint, bone): give --explain one of their checkpoints" in refused.stderr
     predictor = evaluation.load_predictor(run / "bone" / "best.keras")  # --skeleton, --explain, --stream
     columns, _ = storage.read_metadata(storage.modality_path(modality_files, "bone"))
     raw = modality_files.parent / "raw" / f"{columns['name'][3]}.skeleton"
     (recording,) = predictor.read(raw)
     stored = samples.read_images(storage.modality_path(modality_files, "bone"))[3]
     assert predictor.image(recording.skeleton).tobytes() == stored.tobytes()
+    fused = probabilities(run, raw)  # evaluate.py RUN --skeleton: the mean of the modalities' probabilities
+    joint, bone = (probabilities(run / name / "best.keras", raw) for name in ("joint", "bone"))
+    assert fused.keys() == joint.keys() == bone.keys()
+    assert all(fused[action] == pytest.approx((joint[action] + bone[action]) / 2, abs=1e-6) for action in fused)
     missing = script("train_MANs.py", "--data", modality_files, "--modalities", "joint", "motion", "--out",
                      tmp_path / "other", *tiny)
     assert missing.returncode == 2 and missing.stderr.count("\n") == 1
     assert "no motion file beside" in missing.stderr and not (tmp_path / "other").exists()
+
+
+def probabilities(checkpoint: pathlib.Path, recording: pathlib.Path) -> dict[str, float]:
+    """Every action's probability for one recording (evaluate.py CHECKPOINT --skeleton)."""
+    ((_, ranked),) = evaluation.predict_files(checkpoint, [recording], top=1000)
+    return dict(ranked)
 
 
 def test_torso_scale_divides_the_image_by_the_hips_to_shoulder_length():

@@ -29,7 +29,7 @@ import numpy as np
 
 from mans import formats
 from mans.network.batchnorm import BN_SAMPLES, bn_rows, recompute_bn_statistics
-from mans.preprocessing import datasets, preprocess
+from mans.preprocessing import datasets, preprocess, storage
 from mans.preprocessing import splits as splits_lib
 from mans.training import data as data_lib
 from mans.training import runfolder
@@ -563,6 +563,17 @@ def load_predictor(
     return Predictor(checkpoint, dataset, preprocessing, int(attrs["size"]), list(class_names), fmt, jit_compile)
 
 
+def _modality_predictors(run_dir: str | os.PathLike, data_path: str | os.PathLike | None) -> list[Predictor]:
+    """One `Predictor` per modality of a multi-modality run folder (its members' best.keras); [] for anything else."""
+    if not pathlib.Path(run_dir).is_dir():
+        return []
+    try:
+        return [load_predictor(folder / "best.keras", data_path and storage.modality_file(data_path, name))
+                for name, folder in runfolder.modality_folders(run_dir)]
+    except FileNotFoundError as error:
+        raise UsageError(str(error)) from None
+
+
 def predict_files(
     checkpoint: str | os.PathLike,
     files: Sequence[str | os.PathLike],
@@ -573,19 +584,24 @@ def predict_files(
     checkpoint's training data.
 
     The mode and size come from the run record beside the checkpoint (or from `data_path`'s attributes).
+    `checkpoint` may also be the folder of a run of several modalities (train_MANs.py --modalities): each
+    modality's best.keras makes its own image of each recording, and their probabilities are averaged.
 
     Returns:
         For each recording, (file, [(action name, probability), ...]) best first; a file holding several
         recordings (a UT-Kinect joints file in its dataset folder) gives "file: name" for each.
     """
-    predictor = load_predictor(checkpoint, data_path)
-    labels, images = [], []
-    for file in files:
-        held = predictor.read(file)
-        for recording in held:
-            labels.append(str(file) if len(held) == 1 else f"{file}: {recording.name}")
-            images.append(predictor.image(recording.skeleton, str(file)))
-    scores = predictor.scores(np.stack(images))
+    predictors = _modality_predictors(checkpoint, data_path) or [load_predictor(checkpoint, data_path)]
+    labels, scores = [], []
+    for predictor in predictors:
+        labels, images = [], []
+        for file in files:
+            held = predictor.read(file)
+            for recording in held:
+                labels.append(str(file) if len(held) == 1 else f"{file}: {recording.name}")
+                images.append(predictor.image(recording.skeleton, str(file)))
+        scores.append(predictor.scores(np.stack(images)))
+    predictor, scores = predictors[0], np.mean(scores, axis=0)
     return [
         (label, [(name, probability) for _, name, probability in predictor.top(row, top)])
         for label, row in zip(labels, scores, strict=True)
