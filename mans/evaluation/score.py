@@ -568,10 +568,21 @@ def _modality_predictors(run_dir: str | os.PathLike, data_path: str | os.PathLik
     if not pathlib.Path(run_dir).is_dir():
         return []
     try:
-        return [load_predictor(folder / "best.keras", data_path and storage.modality_file(data_path, name))
+        return [load_predictor(folder / "best.keras", storage.modality_file(data_path, name) if data_path else None)
                 for name, folder in runfolder.modality_folders(run_dir)]
     except FileNotFoundError as error:
         raise UsageError(str(error)) from None
+
+
+def _labelled_images(predictor: Predictor, files: Sequence[str | os.PathLike]) -> tuple[list[str], np.ndarray]:
+    """Each recording of `files` ("file", or "file: name" for a file of several) and its image for `predictor`."""
+    labels, images = [], []
+    for file in files:
+        held = predictor.read(file)
+        for recording in held:
+            labels.append(str(file) if len(held) == 1 else f"{file}: {recording.name}")
+            images.append(predictor.image(recording.skeleton, str(file)))
+    return labels, np.stack(images)
 
 
 def predict_files(
@@ -592,15 +603,10 @@ def predict_files(
         recordings (a UT-Kinect joints file in its dataset folder) gives "file: name" for each.
     """
     predictors = _modality_predictors(checkpoint, data_path) or [load_predictor(checkpoint, data_path)]
-    labels, scores = [], []
+    scores = []
     for predictor in predictors:
-        labels, images = [], []
-        for file in files:
-            held = predictor.read(file)
-            for recording in held:
-                labels.append(str(file) if len(held) == 1 else f"{file}: {recording.name}")
-                images.append(predictor.image(recording.skeleton, str(file)))
-        scores.append(predictor.scores(np.stack(images)))
+        labels, images = _labelled_images(predictor, files)
+        scores.append(predictor.scores(images))
     predictor, scores = predictors[0], np.mean(scores, axis=0)
     return [
         (label, [(name, probability) for _, name, probability in predictor.top(row, top)])
