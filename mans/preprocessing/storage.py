@@ -42,7 +42,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 import h5py
 import numpy as np
@@ -464,18 +464,31 @@ def modality_file(data_path: str | os.PathLike, modality: str) -> pathlib.Path:
     modality, else the one beside it named as `modality_path` names it (from the file's own name or from its name
     without its "-<modality>" suffix). FileNotFoundError naming the command that writes it."""
     path = pathlib.Path(data_path)
-    own = str(read_metadata(path)[1].get("modality", "joint"))
+    own = modality_of(read_metadata(path)[1])
     if own == modality:
         return path
     base = path.with_name(path.name.replace(f"-{own}{path.suffix}", path.suffix))
     candidates = [modality_path(base, modality), base] if base != path else [modality_path(path, modality)]
     for candidate in candidates:
-        if candidate.is_file() and str(read_metadata(candidate)[1].get("modality", "joint")) == modality:
+        if candidate.is_file() and modality_of(read_metadata(candidate)[1]) == modality:
             return candidate
     raise FileNotFoundError(
         f"{candidates[0]}: no {modality} file beside {path} (write it with process_data.py ... --modality {modality} "
         f"--out {candidates[0]}, the same settings as {path.name})"
     )
+
+
+def modality_of(attrs: Mapping[str, object]) -> str:
+    """The modality of a file's images, from its attrs (files written before modalities hold joint images)."""
+    return str(attrs.get("modality", "joint"))
+
+
+def converted_modalities(data_path: str | os.PathLike) -> list[str] | None:
+    """The modalities converted together with `data_path` (its stored description's "modalities"), when it is
+    the first of several (the file process_data.py's OUT names); None for a file converted alone or another one."""
+    attrs = read_metadata(data_path)[1]
+    modalities = list((attrs.get("description") or {}).get("modalities", ["joint"]))
+    return modalities if len(modalities) > 1 and modalities[0] == modality_of(attrs) else None
 
 
 def read_metadata(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, object]]:

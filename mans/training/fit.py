@@ -271,15 +271,14 @@ def modality_data(data: str | os.PathLike, modality: str) -> pathlib.Path:
 
 
 def converted_modalities(data: str | os.PathLike) -> list[str] | None:
-    """The modalities converted together with `data` (its stored description's "modalities"), when `data` is
-    the first of several (the file process_data.py's OUT names): the streams train_MANs.py trains by default.
-    None for a file converted alone, one of the others, or no file (the single run's checks report it)."""
+    """The streams train_MANs.py trains by default (`storage.converted_modalities`); None for no file (the
+    single run's checks report it); UsageError for a file that is not process_data.py's."""
     if not pathlib.Path(data).is_file():
         return None
-    opened = _open_or_usage_error(data)
-    modalities = list((opened.attrs.get("description") or {}).get("modalities", ["joint"]))
-    own = str(opened.attrs.get("modality", "joint"))
-    return modalities if len(modalities) > 1 and modalities[0] == own else None
+    try:
+        return storage.converted_modalities(data)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
 
 
 def _train_modalities(flags: dict, modalities: list[str], argv: Sequence[str] | None) -> list[TrainResult]:
