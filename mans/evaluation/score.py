@@ -574,15 +574,15 @@ def _modality_predictors(run_dir: str | os.PathLike, data_path: str | os.PathLik
         raise UsageError(str(error)) from None
 
 
-def _labelled_images(predictor: Predictor, files: Sequence[str | os.PathLike]) -> tuple[list[str], np.ndarray]:
-    """Each recording of `files` ("file", or "file: name" for a file of several) and its image for `predictor`."""
-    labels, images = [], []
+def _labelled_recordings(
+    predictor: Predictor, files: Sequence[str | os.PathLike]
+) -> list[tuple[str, str, formats.Skeleton]]:
+    """Each recording of `files` as (label: "file", or "file: name" for a file of several; file; skeleton)."""
+    labelled = []
     for file in files:
         held = predictor.read(file)
-        for recording in held:
-            labels.append(str(file) if len(held) == 1 else f"{file}: {recording.name}")
-            images.append(predictor.image(recording.skeleton, str(file)))
-    return labels, np.stack(images)
+        labelled += [(str(file) if len(held) == 1 else f"{file}: {r.name}", str(file), r.skeleton) for r in held]
+    return labelled
 
 
 def predict_files(
@@ -603,11 +603,11 @@ def predict_files(
         recordings (a UT-Kinect joints file in its dataset folder) gives "file: name" for each.
     """
     predictors = _modality_predictors(checkpoint, data_path) or [load_predictor(checkpoint, data_path)]
-    scores = []
-    for predictor in predictors:
-        labels, images = _labelled_images(predictor, files)
-        scores.append(predictor.scores(images))
-    predictor, scores = predictors[0], np.mean(scores, axis=0)
+    labelled = _labelled_recordings(predictors[0], files)  # read once; each modality makes its own image
+    labels = [label for label, _, _ in labelled]
+    scores = np.mean([p.scores(np.stack([p.image(skeleton, file) for _, file, skeleton in labelled]))
+                      for p in predictors], axis=0)
+    predictor = predictors[0]
     return [
         (label, [(name, probability) for _, name, probability in predictor.top(row, top)])
         for label, row in zip(labels, scores, strict=True)
