@@ -98,9 +98,9 @@ def benchmark_of(subject: int | None) -> str:
     return "xsub" if subject is None else f"loso-{subject}"
 
 
-def files_of(subject: int | None) -> tuple[pathlib.Path, pathlib.Path]:
-    """The rows and scores files of a fold's runs, or of the cross-subject runs (subject None)."""
-    return (ROWS, SCORES) if subject is not None else (XSUB_ROWS, XSUB_SCORES)
+def files_of(cross_subject: bool) -> tuple[pathlib.Path, pathlib.Path]:
+    """The rows and scores files of the folds' runs, or of the cross-subject runs."""
+    return (XSUB_ROWS, XSUB_SCORES) if cross_subject else (ROWS, SCORES)
 
 
 def msr_training_folder(folder: pathlib.Path) -> pathlib.Path:
@@ -201,7 +201,7 @@ def _commit(message: str, files: tuple[pathlib.Path, pathlib.Path]) -> None:
 
 
 def _append(result: dict) -> None:
-    rows, scores = files_of(result["row"]["subject"])
+    rows, scores = files_of(result["row"]["subject"] is None)
     rows.parent.mkdir(parents=True, exist_ok=True)
     with open(rows, "a") as handle:
         handle.write(json.dumps(result["row"]) + "\n")
@@ -212,7 +212,7 @@ def _append(result: dict) -> None:
 def pending_jobs(recipes: list[str], seeds: list[int], datasets: list[str], data_root: pathlib.Path,
                  cross_subject: bool = False) -> list[dict]:
     """The runs not yet in the rows: every fold of each dataset, or (`cross_subject`) its cross-subject benchmark."""
-    done = {row["key"] for row in read_jsonl(files_of(None if cross_subject else 0)[0])}
+    done = {row["key"] for row in read_jsonl(files_of(cross_subject)[0])}
     jobs = []
     for recipe in recipes:
         for seed in seeds:
@@ -253,7 +253,7 @@ def _record(future: concurrent.futures.Future, commit: bool) -> None:
     row = result["row"]
     print(f"  {row['key']}: {row['top1']:.1f} % ({row['evaluation']}) in {row['train_seconds']:.0f} s", flush=True)
     if commit:
-        _commit(f"bench/pooled: {row['key']}: {row['top1']:.1f} %", files_of(row["subject"]))
+        _commit(f"bench/pooled: {row['key']}: {row['top1']:.1f} %", files_of(row["subject"] is None))
 
 
 def _fused_rows(rows: list[dict], parts: tuple[str, ...], scores_file: pathlib.Path = SCORES) -> list[dict]:
