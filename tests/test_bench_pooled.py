@@ -1,0 +1,67 @@
+"""bench/bench_pooled.py's verdicts: the issue's rule on the pooled difference, and the cost clause for slow recipes."""
+
+import importlib.util
+import pathlib
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def pooled():
+    spec = importlib.util.spec_from_file_location("bench_pooled", REPO / "bench" / "bench_pooled.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def rows_of(pooled, recipe, top1, seconds=100.0, seeds=(1, 2)):
+    """One row per fold of every dataset and seed; top1: {dataset: {seed: figure}} or a number for all."""
+    rows = []
+    for dataset, (_, _, subjects) in pooled.DATASETS.items():
+        for seed in seeds:
+            figure = top1 if isinstance(top1, float) else top1[dataset][seed]
+            for subject in subjects:
+                rows.append({"recipe": recipe, "dataset": dataset, "subject": subject, "seed": seed,
+                             "key": pooled.run_key(recipe, dataset, subject, seed), "top1": figure,
+                             "train_seconds": seconds})
+    return rows
+
+
+def verdict_of(table: str, recipe: str) -> str:
+    (line,) = [line for line in table.splitlines() if line.startswith(f"| {recipe} ")]
+    return line.rstrip(" |").split(" | ")[-1]
+
+
+def per_dataset(pooled, by_seed):
+    return {dataset: by_seed for dataset in pooled.DATASETS}
+
+
+def test_a_recipe_that_gains_on_the_pooled_mean_wins(pooled):
+    rows = rows_of(pooled, "default", 80.0) + rows_of(pooled, "better", 81.0)
+    assert verdict_of(pooled.paired_against(rows), "better") == "wins"
+
+
+def test_a_dataset_losing_more_than_a_point_blocks_the_win(pooled):
+    figures = {d: {1: 84.0, 2: 84.0} for d in pooled.DATASETS} | {"msr-action3d": {1: 78.5, 2: 78.5}}
+    rows = rows_of(pooled, "default", 80.0) + rows_of(pooled, "uneven", figures)
+    assert verdict_of(pooled.paired_against(rows), "uneven") == "does not win"
+
+
+def test_a_costly_recipe_must_gain_on_every_seed(pooled):
+    one_seed = per_dataset(pooled, {1: 83.0, 2: 79.0})  # pooled +1.0, seed 2 -1.0
+    every_seed = per_dataset(pooled, {1: 81.0, 2: 80.5})
+    rows = (rows_of(pooled, "default", 80.0) + rows_of(pooled, "slow, one seed", one_seed, seconds=200.0)
+            + rows_of(pooled, "slow, every seed", every_seed, seconds=200.0)
+            + rows_of(pooled, "cheap, one seed", one_seed, seconds=110.0))
+    table = pooled.paired_against(rows)
+    assert verdict_of(table, "slow, one seed").startswith("does not win: x2.00 the training")
+    assert verdict_of(table, "slow, every seed") == "wins"
+    assert verdict_of(table, "cheap, one seed") == "wins"
+    assert "| 1: +3.0, 2: -1.0 | x2.00 |" in table
+
+
+def test_a_recipe_missing_folds_gets_no_verdict(pooled):
+    rows = rows_of(pooled, "default", 80.0) + rows_of(pooled, "started", 90.0)[:3]
+    assert verdict_of(pooled.paired_against(rows), "started (partial)") == "-"
