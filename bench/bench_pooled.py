@@ -337,14 +337,14 @@ def paired_against(rows: list[dict], baseline: str = "default") -> str:
     positive and no dataset loses more than a point, and (a recipe that trains over COSTLY times as long, as the
     fused streams do) every seed's pooled difference is positive; decided once every fold of every dataset is in."""
     groups = _recipe_groups(rows)
-    base = {(r["dataset"], r["subject"], r["seed"]): r for r in groups.get(baseline, [])}
+    base = {_run_of(r): r for r in groups.get(baseline, [])}
     names = list(DATASETS)
     lines = [f"| recipe | {' | '.join(f'{d}: difference (runs)' for d in names)} | pooled difference | per seed "
              "| training time | verdict |", "|---|" + "---|" * len(names) + "---|---|---|---|"]
     for recipe, members in groups.items():
         if recipe == baseline:
             continue
-        paired = [r for r in members if (r["dataset"], r["subject"], r["seed"]) in base]
+        paired = [r for r in members if _run_of(r) in base]
         cells, differences, complete = [], [], True
         for dataset in names:
             found = [_difference(r, base) for r in paired if r["dataset"] == dataset]
