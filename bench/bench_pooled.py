@@ -86,7 +86,8 @@ BASELINE = {"utkinect": {"tarm_identity_start": True}, "msr-action3d": {"tarm_id
 PAIRS = {"utkinect": ((2, 3), (7, 8)), "utd-mhad": ((1, 2), (9, 10), (24, 25)), "msr-action3d": ((1, 2),)}
 # a recipe training over COSTLY times as long as the default must gain on every seed, not on the mean alone
 COSTLY = 1.25
-FUSED = {"fused: joint + bone": ("default", "bone"), "fused: joint + bone + motion": ("default", "bone", "motion")}
+FUSED = {"fused: joint + bone": ("default", "bone"), "fused: joint + motion": ("default", "motion"),
+         "fused: joint + bone + motion": ("default", "bone", "motion")}
 
 
 def read_jsonl(path: pathlib.Path) -> list[dict]:
