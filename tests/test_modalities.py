@@ -1,6 +1,7 @@
 """Joint, bone and motion images (process_data.py --modality), one MANs per modality (train_MANs.py --modalities)
 and the fusion of their scores (evaluate.py on the run folder)."""
 
+import dataclasses
 import json
 import os
 import pathlib
@@ -84,6 +85,38 @@ def test_motion_images_are_the_frame_differences_before_padding():
     np.testing.assert_allclose(motion[first:first + 6], joint[first + 1:first + 7] - joint[first:first + 6], atol=1e-6)
     np.testing.assert_array_equal(motion[first + 6:], 0)  # the last frame's difference and the padding
     np.testing.assert_array_equal(motion[:first], 0)
+
+
+def test_timed_motion_is_a_velocity_over_the_capture_times():
+    rows = np.random.default_rng(2).standard_normal((4, 20, 3))
+    times = np.array([0.0, 2.0, 6.0, 8.0])  # a camera that skipped samples unevenly, as UT-Kinect's does
+    velocity = preprocess.modality_rows(rows, "motion", KINECT_V1_LAYOUT, times)
+    np.testing.assert_allclose(velocity[1], (rows[2] - rows[1]) / 4.0)
+    np.testing.assert_allclose(velocity[2], (rows[3] - rows[2]) / 2.0)
+    np.testing.assert_array_equal(velocity[3], 0)
+    np.testing.assert_allclose(preprocess.modality_rows(rows, "motion", KINECT_V1_LAYOUT)[1], rows[2] - rows[1])
+
+
+def test_timed_motion_images_divide_the_differences_by_the_camera_steps():
+    times = np.array([10.0, 12.0, 16.0, 22.0, 24.0])  # camera frame numbers that skip unevenly
+    skeleton = dataclasses.replace(skeleton_from_array(kinect_sequence(frames=5)[:, None]), times=times)
+    settings = {"size": 50, "layout": KINECT_V1_LAYOUT, "signs": "rigid", "centre": "floor", "modality": "motion"}
+    velocity = preprocess.process_skeleton(skeleton, **settings, frames="timed")
+    rows = preprocess.normalised_rows(skeleton, preprocess.Preprocessing("faithful", "timed", "rigid", "floor"),
+                                      KINECT_V1_LAYOUT)
+    by_hand = np.zeros_like(rows)
+    by_hand[:-1] = (rows[1:] - rows[:-1]) / np.diff(times)[:, None, None]
+    np.testing.assert_allclose(velocity, preprocess.image_from_rows(by_hand, 50, "timed", times), atol=1e-6)
+    resampled = preprocess.process_skeleton(skeleton, **settings, frames="resample")
+    assert not np.allclose(velocity, resampled, atol=1e-3)  # "resample" keeps one difference per recorded step
+
+
+def test_the_motion_of_2d_keypoints_keeps_their_scores():
+    layout = preprocess.JointLayout(num_joints=20, max_bodies=1, dims=2)
+    rows = np.random.default_rng(3).random((3, 20, 3))
+    motion = preprocess.modality_rows(rows, "motion", layout)
+    np.testing.assert_allclose(motion[0, :, :2], rows[1, :, :2] - rows[0, :, :2])
+    np.testing.assert_array_equal(motion[..., 2], rows[..., 2])
 
 
 def test_the_joint_modality_is_the_image_of_before():

@@ -49,7 +49,8 @@ CENTRES = ("first", "frame", "floor")
 # What the image holds (the streams of 2s-AGCN, CTR-GCN and the authors' C-MANs), computed from the view-normalised
 # rows before the time axis is fixed to S: "joint" the positions (the paper's); "bone" each joint minus its parent
 # along the dataset's bones (`JointLayout.parents`; the root's row is zero); "motion" the difference of consecutive
-# recorded frames (x[t + 1] - x[t], the last frame's zero).
+# recorded frames (x[t + 1] - x[t], the last frame's zero), divided by the time between them where the time axis
+# follows the capture times (`--frames timed`: a velocity; UT-Kinect's camera skips 1 to 9 frames between samples).
 MODALITIES = ("joint", "bone", "motion")
 # The unit of the coordinates: "none" keeps the recording's (metres for a Kinect, the demo's); "torso" (ours)
 # divides every coordinate by the actor's torso length (`torso_length`), so a child and an adult doing the same
@@ -173,14 +174,18 @@ KINECT_V1_LAYOUT = JointLayout(num_joints=20, max_bodies=1, torso=(0, 1, 4, 8, 1
                                parents=parents_from_bones(KINECT_V1_BONES, 20, 0))
 
 
-def modality_rows(rows: np.ndarray, modality: str, layout: JointLayout) -> np.ndarray:
-    """The (T, columns, 3) view-normalised rows as the modality's rows (MODALITIES): unchanged for "joint"."""
+def modality_rows(
+    rows: np.ndarray, modality: str, layout: JointLayout, times: np.ndarray | None = None
+) -> np.ndarray:
+    """The (T, columns, 3) view-normalised rows as the modality's rows (MODALITIES): unchanged for "joint".
+
+    times: the rows' increasing capture times where the time axis follows them (`--frames timed`): the motion is
+    then a velocity, each difference divided by its time step, so that a sample the camera skipped does not double
+    it; None: a difference per recorded step."""
     if modality == "joint":
         return rows
     if modality == "motion":
-        motion = np.zeros_like(rows)
-        motion[:-1] = rows[1:] - rows[:-1]
-        return motion
+        return _motion_rows(rows, layout, times)
     if layout.parents is None or list(layout.parents) == list(range(layout.num_joints)):
         raise ValueError("the bone modality needs the dataset's bones (a description's 'bones')")
     parents = np.asarray(layout.parents)
@@ -189,6 +194,16 @@ def modality_rows(rows: np.ndarray, modality: str, layout: JointLayout) -> np.nd
     if layout.dims == 2:
         bones[..., 2] = rows[..., 2]  # the third channel of 2D keypoints is a score, not a coordinate
     return bones
+
+
+def _motion_rows(rows: np.ndarray, layout: JointLayout, times: np.ndarray | None) -> np.ndarray:
+    motion = np.zeros_like(rows)
+    motion[:-1] = rows[1:] - rows[:-1]
+    if times is not None:
+        motion[:-1] /= np.diff(np.asarray(times, np.float64))[:, None, None]
+    if layout.dims == 2:
+        motion[..., 2] = rows[..., 2]  # the third channel of 2D keypoints is a score, not a coordinate
+    return motion
 
 
 def mirror_columns(layout: JointLayout, size: int) -> list[int]:
@@ -585,8 +600,9 @@ def image_and_drops(
 def model_image(skel, rows: np.ndarray, preprocessing: Preprocessing, size: int, layout: JointLayout) -> np.ndarray:
     """The (size, size, 3) image a model reads from a recording's view-normalised `rows` (`normalised_rows`): its
     modality's rows fixed to S rows (step 6)."""
-    rows = modality_rows(rows, preprocessing.modality, layout)
-    return image_from_rows(rows, size, preprocessing.frames, row_times(skel, preprocessing))
+    times = row_times(skel, preprocessing)
+    rows = modality_rows(rows, preprocessing.modality, layout, _times_used(preprocessing.frames, times))
+    return image_from_rows(rows, size, preprocessing.frames, times)
 
 
 def _rows_and_drops(skel, preprocessing: Preprocessing, layout: JointLayout) -> tuple[np.ndarray, dict[int, str]]:
