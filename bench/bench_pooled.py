@@ -4,6 +4,7 @@ of the three, over seeds. No test subject of any dataset is read (but by --cross
 
     python bench/bench_pooled.py --data-root ../shared/data --recipes default --seeds 1 --jobs 2 --commit
     python bench/bench_pooled.py --report                  # every recipe measured so far, and against the default
+    python bench/bench_pooled.py --report --baseline "demo TARM start" --pairs   # against another recipe
 
 One row per finished run (recipe, dataset, held-out subject, seed) is appended to `bench/pooled/rows.jsonl` as
 soon as it finishes, and its test scores to `bench/pooled/scores.jsonl` (for the fused modalities); a run whose
@@ -17,7 +18,9 @@ on mirror images (evaluate.py's default), the image alone otherwise; both are ke
 
 A recipe is a preprocessing (process_data.py settings over the dataset's) and training flags (train_MANs.py
 settings over the dataset's). "fused: A + B" rows of the report add the scores of recipes A and B run by run
-(evaluate.py --ensemble with equal weights).
+(evaluate.py --ensemble with equal weights). The report pairs every recipe against --baseline by two rules: the
+issue's for every dataset's default (`paired_against`), and ours for a dataset's own setting (`own_defaults`: over
+a point on the mean of three seeds, and a gain on each).
 """
 
 from __future__ import annotations
@@ -92,6 +95,8 @@ BASELINE = {"utkinect": {"tarm_identity_start": True}, "msr-action3d": {"tarm_id
 PAIRS = {"utkinect": ((2, 3), (7, 8)), "utd-mhad": ((1, 2), (9, 10), (24, 25)), "msr-action3d": ((1, 2),)}
 # a recipe training over COSTLY times as long as the default must gain on every seed, not on the mean alone
 COSTLY = 1.25
+# a dataset takes a setting of its own when it gains over OWN_GAIN points on the mean of OWN_SEEDS seeds and on each
+OWN_SEEDS, OWN_GAIN = 3, 1.0
 FUSED = {"fused: joint + bone": ("default", "bone"), "fused: joint + motion": ("default", "motion"),
          "fused: joint + bone + motion": ("default", "bone", "motion"),
          "fused: joint + motion, demo TARM start": ("demo TARM start", "motion, demo TARM start"),
@@ -284,7 +289,7 @@ def _fused_rows(rows: list[dict], parts: tuple[str, ...], scores_file: pathlib.P
             continue
         total = sum(np.asarray(scores[key]["scores"]) for key in keys)
         labels = np.asarray(scores[keys[0]]["labels"])
-        fused.append({**row, "top1": 100 * float((total.argmax(1) == labels).mean()),
+        fused.append({**row, "top1": 100 * float((total.argmax(1) == labels).mean()), "parts": keys,
                       "train_seconds": sum(by_key[key]["train_seconds"] for key in keys)})
     return fused
 
@@ -393,25 +398,58 @@ def _pooled_per_seed(paired: list[dict], base: dict) -> dict[int, float]:
     return figures
 
 
-def pair_confusions(rows: list[dict]) -> str:
-    """Per recipe, how often one action of a direction / side pair (PAIRS) was taken for the other, over every
-    run: the check of what the mirror augmentation and the mirror test view do to such pairs."""
-    scores = {entry["key"]: entry for entry in read_jsonl(SCORES)}
+def pair_confusions(rows: list[dict], scores_file: pathlib.Path = SCORES) -> str:
+    """Per recipe (the fused ones included), how often one action of a direction / side pair (PAIRS) was taken for
+    the other, over every run: the check of what the mirror augmentation and the mirror test view do to such pairs."""
+    scores = {entry["key"]: entry for entry in read_jsonl(scores_file)}
     lines = ["| recipe | dataset | pair | test samples | taken for the other | right |", "|---|---|---|---|---|---|"]
-    for recipe in dict.fromkeys(row["recipe"] for row in rows):
+    for recipe, members in _recipe_groups(rows, scores_file).items():
         for dataset, pairs in PAIRS.items():
-            entries = [scores[r["key"]] for r in rows if r["recipe"] == recipe and r["dataset"] == dataset
-                       and r["key"] in scores]
-            if not entries:
+            runs = [row.get("parts", [row["key"]]) for row in members if row["dataset"] == dataset]
+            runs = [keys for keys in runs if all(key in scores for key in keys)]
+            if not runs:
                 continue
-            labels = np.concatenate([e["labels"] for e in entries])
-            predicted = np.concatenate([np.argmax(e["scores"], axis=1) for e in entries])
+            labels = np.concatenate([scores[keys[0]]["labels"] for keys in runs])
+            predicted = np.concatenate([np.argmax(sum(np.asarray(scores[key]["scores"]) for key in keys), axis=1)
+                                        for keys in runs])
             for a, b in pairs:
                 inside = np.isin(labels, (a - 1, b - 1))
                 swapped = int(((labels == a - 1) & (predicted == b - 1)).sum()
                               + ((labels == b - 1) & (predicted == a - 1)).sum())
                 right = int((predicted[inside] == labels[inside]).sum())
                 lines.append(f"| {recipe} | {dataset} | {a} / {b} | {int(inside.sum())} | {swapped} | {right} |")
+    return "\n".join(lines)
+
+
+def own_defaults(rows: list[dict], baseline: str = "default") -> str:
+    """Per recipe and dataset, the rule for a dataset's own setting against `baseline` on the same runs: its own
+    default when the mean difference over at least OWN_SEEDS complete seeds is over OWN_GAIN points and every seed
+    gains."""
+    groups = _recipe_groups(rows)
+    base = {_run_of(r): r for r in groups.get(baseline, [])}
+    lines = [f"| recipe | dataset | seeds | difference per seed (against {baseline}) | mean | verdict |",
+             "|---|---|---|---|---|---|"]
+    for recipe, members in groups.items():
+        if recipe == baseline:
+            continue
+        for dataset, (_, _, subjects) in DATASETS.items():
+            per_seed = {}
+            for seed in sorted({r["seed"] for r in members if r["dataset"] == dataset}):
+                paired = [r for r in members if r["dataset"] == dataset and r["seed"] == seed and _run_of(r) in base]
+                if len(paired) == len(subjects):
+                    per_seed[seed] = float(np.mean([_difference(r, base) for r in paired]))
+            if not per_seed:
+                continue
+            mean = float(np.mean(list(per_seed.values())))
+            if len(per_seed) < OWN_SEEDS:
+                verdict = f"open: {len(per_seed)} of {OWN_SEEDS} seeds"
+            elif mean > OWN_GAIN and min(per_seed.values()) > 0:
+                verdict = "its own default"
+            else:
+                verdict = "not its own default"
+            seeds = " ".join(map(str, per_seed))
+            shown = ", ".join(f"{seed}: {value:+.1f}" for seed, value in per_seed.items())
+            lines.append(f"| {recipe} | {dataset} | {seeds} | {shown} | {mean:+.1f} | {verdict} |")
     return "\n".join(lines)
 
 
@@ -438,6 +476,8 @@ def main() -> None:
     parser.add_argument("--commit", action="store_true", help="git-commit the rows after each run")
     parser.add_argument("--report", action="store_true", help="print the table of the rows so far and stop")
     parser.add_argument("--pairs", action="store_true", help="with --report: also the direction / side pairs")
+    parser.add_argument("--baseline", default="default",
+                        help="with --report: the recipe (or fused row) the others are paired against")
     parser.add_argument("--cross-subject", action="store_true",
                         help="run the cross-subject benchmark (training subjects against the test subjects) of "
                         f"{', '.join(XSUB_DATASETS)} instead of the folds: a figure that reports, never chooses "
@@ -449,7 +489,8 @@ def main() -> None:
         return
     if args.report:
         print(report(read_jsonl(ROWS)))
-        print(paired_against(read_jsonl(ROWS)))
+        print(paired_against(read_jsonl(ROWS), args.baseline))
+        print(own_defaults(read_jsonl(ROWS), args.baseline))
         if args.pairs:
             print(pair_confusions(read_jsonl(ROWS)))
         if XSUB_ROWS.exists():

@@ -1,6 +1,7 @@
 """bench/bench_pooled.py's verdicts: the issue's rule on the pooled difference, and the cost clause for slow recipes."""
 
 import importlib.util
+import json
 import pathlib
 
 import pytest
@@ -65,3 +66,36 @@ def test_a_costly_recipe_must_gain_on_every_seed(pooled):
 def test_a_recipe_missing_folds_gets_no_verdict(pooled):
     rows = rows_of(pooled, "default", 80.0) + rows_of(pooled, "started", 90.0)[:3]
     assert verdict_of(pooled.paired_against(rows), "started (partial)") == "-"
+
+
+def own_verdict(table: str, recipe: str, dataset: str) -> str:
+    (line,) = [line for line in table.splitlines() if line.startswith(f"| {recipe} | {dataset} |")]
+    return line.rstrip(" |").split(" | ")[-1]
+
+
+def test_a_dataset_takes_its_own_setting_on_three_seeds_that_all_gain(pooled):
+    seeds = (1, 2, 3)
+    base = rows_of(pooled, "demo TARM start", 80.0, seeds=seeds)
+    gains = {d: {1: 82.0, 2: 81.5, 3: 83.0} for d in pooled.DATASETS} | {"utkinect": {1: 84.0, 2: 79.5, 3: 84.0}}
+    rows = base + rows_of(pooled, "stream", gains, seeds=seeds) + rows_of(pooled, "two seeds", 90.0)
+    table = pooled.own_defaults(rows, baseline="demo TARM start")
+    assert own_verdict(table, "stream", "msr-action3d") == "its own default"
+    assert own_verdict(table, "stream", "utkinect") == "not its own default"  # +2.8 on the mean, seed 2 loses
+    assert own_verdict(table, "two seeds", "utd-mhad") == "open: 2 of 3 seeds"
+    assert "| stream | utd-mhad | 1 2 3 | 1: +2.0, 2: +1.5, 3: +3.0 | +2.2 |" in table
+
+
+def test_the_direction_pairs_count_the_fused_scores(pooled, tmp_path, monkeypatch):
+    monkeypatch.setattr(pooled, "FUSED", {"fused: a + b": ("a", "b")})
+    rows, entries = [], []
+    # UT-Kinect's sitDown (action 2, label 1) taken for standUp by stream a, right by b, which is surer
+    for recipe, scores in (("a", [[0.0, 0.4, 0.6]]), ("b", [[0.0, 0.9, 0.1]])):
+        key = pooled.run_key(recipe, "utkinect", 1, 1)
+        rows.append({"recipe": recipe, "dataset": "utkinect", "subject": 1, "seed": 1, "key": key, "top1": 0.0,
+                     "train_seconds": 1.0})
+        entries.append(json.dumps({"key": key, "names": ["s"], "labels": [1], "scores": scores}))
+    scores = tmp_path / "scores.jsonl"
+    scores.write_text("\n".join(entries) + "\n")
+    table = pooled.pair_confusions(rows, scores)
+    assert "| a | utkinect | 2 / 3 | 1 | 1 | 0 |" in table
+    assert "| fused: a + b | utkinect | 2 / 3 | 1 | 0 | 1 |" in table
