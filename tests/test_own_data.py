@@ -111,20 +111,27 @@ def test_process_train_save_evaluate(kind, template, tmp_path, capsys):
     assert attrs["dataset"] == f"test-{kind}" and len(attrs["bones"]) > 10
     assert sorted(set(meta["performer"].tolist())) == [1, 2, 3, 4, 5, 6]
 
+    streams = json.loads(template.read_text()).get("modalities", ["joint"])
     run = tmp_path / "run"  # --no-tarm: the data's way through the scripts is the point, not the TARM
     train = load_script(REPO, "train_MANs").main(["--data", str(h5), "--out", str(run), "--benchmark", "xsub",
                                                   "--steps-per-epoch", "2", "--no-tarm"])
     assert train == 0
-    config = json.loads((run / "config.json").read_text())
+    joint_run = run / "joint" if len(streams) > 1 else run  # the template trains the pooled study's three streams
+    config = json.loads((joint_run / "config.json").read_text())
     assert config["config"]["epochs"] == 1 and config["sources"]["epochs"] == "dataset"
     assert config["data_attrs"]["joint_names"] == joints
 
+    if kind == "3d":
+        assert streams == ["joint", "bone", "motion"]
+        result = script("evaluate.py", run, "--data", h5, "--benchmark", "xsub")
+        assert result.returncode == 0, result.stderr[-3000:]
+        fused = json.loads((run / "xsub_modalities.json").read_text())
+        assert fused["modalities"] == streams and len(fused["member_top1"]) == 3
+        return  # one --skeleton run is enough (keeps the test short)
     result = script("evaluate.py", run / "best.keras", "--data", h5, "--benchmark", "xsub", "--out", tmp_path / "ev")
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
     assert metrics["num_samples"] == 27  # the even subjects
-    if kind == "3d":
-        return  # one --skeleton run is enough (keeps the test short)
     sequence = folder / "s2_clap_0.npy"
     datasets._REGISTERED.clear()  # as in a fresh process: the description comes from the run folder
     assert load_script(REPO, "evaluate").main([str(run / "best.keras"), "--skeleton", str(sequence), "--top", "3"]) == 0
@@ -170,9 +177,11 @@ def test_loso_trains_one_fold_per_subject_of_the_labels(tmp_path, capsys, monkey
     assert process(capsys, "--dataset", desc, "--skeletons", folder, "--out", tmp_path / "a.h5")[0] == 0
     datasets._REGISTERED.clear()  # as in a fresh process
     trained = []
-    monkeypatch.setattr(training, "train_one", lambda flags, argv=None: trained.append(flags["benchmark"]))
+    monkeypatch.setattr(training, "train_one", lambda flags, argv=None: trained.append(
+        (pathlib.Path(flags["out"]).relative_to(tmp_path / "run").parts[0], flags["benchmark"])))
     training.train({"data": str(tmp_path / "a.h5"), "benchmark": "loso", "out": str(tmp_path / "run")})
-    assert trained == ["loso-1", "loso-2", "loso-3", "loso-4"]
+    folds = ["loso-1", "loso-2", "loso-3", "loso-4"]
+    assert trained == [(stream, fold) for stream in ("joint", "bone", "motion") for fold in folds]
 
 
 def test_image_plane_view_normalisation():
