@@ -166,20 +166,22 @@ def test_utkinect_defaults_train_and_evaluate_end_to_end(tmp_path, repo_root, ca
     train = load_script(repo_root, "train_MANs").main(["--data", str(data), "--benchmark", "xsub", "--out", str(run),
                                                        "--epochs", "1", "--steps-per-epoch", "2", "--no-tarm"])
     assert train == 0
-    record = json.loads((run / "config.json").read_text())
+    assert sorted(path.name for path in run.iterdir()) == ["bone", "joint"]  # its default: two streams
+    record = json.loads((run / "joint" / "config.json").read_text())
     config, sources = record["config"], record["sources"]
     assert (config["batch_size"], config["augment"], config["val"]) == (16, True, "none")
     assert sources["batch_size"] == sources["augment"] == sources["val"] == "dataset"
     assert sources["epochs"] == "flag" and record["splits"] == {"fit": 99, "val": 0, "test": 100}
-    printed = script("evaluate.py", str(run / "best.keras"), "--data", str(data), "--benchmark", "xsub").stdout
-    metrics = json.loads((run / "metrics.json").read_text())
+    joint = run / "joint" / "best.keras"
+    printed = script("evaluate.py", str(joint), "--data", str(data), "--benchmark", "xsub").stdout
+    metrics = json.loads((run / "joint" / "metrics.json").read_text())
     assert metrics["num_samples"] == 100 and "(100 xsub test samples, mirror test-time augmentation)" in printed
-    names = (run / "per_class_accuracy.csv").read_text()
+    names = (run / "joint" / "per_class_accuracy.csv").read_text()
     assert "waveHands" in names and "clapHands" in names
     ntu_file = tmp_path / "S001C001P001R001A001.skeleton"
     ntu_file.write_text("0\r\n")
     capsys.readouterr()
-    refused = load_script(repo_root, "evaluate").main([str(run / "best.keras"), "--skeleton", str(ntu_file)])
+    refused = load_script(repo_root, "evaluate").main([str(joint), "--skeleton", str(ntu_file)])
     err = capsys.readouterr().err
     assert refused == 2 and err.count("\n") == 1
     assert "was trained on utkinect data and reads UT-Kinect-Action3D joint files" in err
