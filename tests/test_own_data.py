@@ -184,6 +184,24 @@ def test_loso_trains_one_fold_per_subject_of_the_labels(tmp_path, capsys, monkey
     assert trained == [(stream, fold) for stream in ("joint", "bone", "motion") for fold in folds]
 
 
+def test_two_streams_train_and_fuse_every_fold(tmp_path, capsys):
+    """UT-Kinect's documented loso command with its two streams: one run per stream and fold, fused per fold."""
+    folder = tmp_path / "mine"
+    desc = write_folder(folder, "3d", TEMPLATE_3D, subjects=3, repeats=1, training={"epochs": 1, "batch_size": 4})
+    h5 = tmp_path / "mine.h5"
+    assert process(capsys, "--dataset", desc, "--skeletons", folder, "--out", h5, "--modality", "joint", "bone")[0] == 0
+    datasets._REGISTERED.clear()  # as in a fresh process
+    run = tmp_path / "run"
+    assert load_script(REPO, "train_MANs").main(["--data", str(h5), "--out", str(run), "--benchmark", "loso",
+                                                 "--steps-per-epoch", "1", "--no-tarm"]) == 0
+    assert sorted(p.name for p in (run / "bone").iterdir() if p.is_dir()) == ["loso-1", "loso-2", "loso-3"]
+    result = script("evaluate.py", run, "--data", h5, "--benchmark", "loso")
+    assert result.returncode == 0, result.stderr[-3000:]
+    fused = json.loads((run / "loso_modalities.json").read_text())
+    assert fused["modalities"] == ["joint", "bone"] and fused["folds"] == 3
+    assert all((run / fold / "metrics.json").is_file() for fold in ("loso-1", "loso-2", "loso-3"))
+
+
 def test_image_plane_view_normalisation():
     """2D: translation, in-plane rotation and scale of the picture change nothing; the score is kept as the
     third channel, and a joint not seen (score 0) is stored as zeros."""
