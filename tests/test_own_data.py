@@ -202,6 +202,35 @@ def test_two_streams_train_and_fuse_every_fold(tmp_path, capsys):
     assert all((run / fold / "metrics.json").is_file() for fold in ("loso-1", "loso-2", "loso-3"))
 
 
+def test_a_stream_s_own_training_settings_go_over_the_dataset_s(small, tmp_path, capsys):
+    folder, desc = small
+    edit(desc, lambda d: d.update(modalities=["joint", "motion"], training={
+        "preset": "small-data", "tarm_identity_start": False, "epochs": 1,
+        "streams": {"motion": {"tarm_identity_start": True}}}))
+    spec = datasets.spec_from_description(description.load_description(desc))
+    assert spec.train_defaults_of("joint")["tarm_identity_start"] is False
+    assert spec.train_defaults_of("motion")["tarm_identity_start"] is True
+    assert spec.train_defaults_of("motion")["batch_size"] == 16  # the preset's, under both
+    h5 = tmp_path / "a.h5"
+    assert process(capsys, "--dataset", desc, "--skeletons", folder, "--out", h5)[0] == 0
+    datasets._REGISTERED.clear()  # as in a fresh process: the description comes from the file
+    run = tmp_path / "run"
+    assert load_script(REPO, "train_MANs").main(["--data", str(h5), "--out", str(run), "--benchmark", "xsub",
+                                                 "--steps-per-epoch", "1", "--batch-size", "4", "--no-tarm"]) == 0
+    for stream, start in (("joint", False), ("motion", True)):
+        record = json.loads((run / stream / "config.json").read_text())
+        assert record["config"]["tarm_identity_start"] is start and record["sources"]["tarm_identity_start"] == "dataset"
+
+
+def test_a_stream_s_settings_name_a_known_stream_and_key(small):
+    _, desc = small
+    for streams, key in (({"speed": {}}, "training.streams.speed"), ({"motion": {"preset": "small-data"}},
+                                                                      "training.streams.motion.preset")):
+        edit(desc, lambda d, streams=streams: d.update(training={"streams": streams}))
+        with pytest.raises(description.DescriptionError, match=key.replace(".", r"\.")):
+            description.load_description(desc)
+
+
 def test_image_plane_view_normalisation():
     """2D: translation, in-plane rotation and scale of the picture change nothing; the score is kept as the
     third channel, and a joint not seen (score 0) is stored as zeros."""

@@ -90,7 +90,8 @@ class DatasetSpec:
     frames: how the time axis becomes S rows by default ("pad", the demo's; "resample"). signs: the sign fixes
     of the view normalisation by default ("demo", the authors'; "rigid"). centre: its origin by default ("first",
     the demo's; "frame").
-    train_defaults: training settings that differ from the paper's for this dataset ({} for NTU).
+    train_defaults: training settings that differ from the paper's for this dataset ({} for NTU);
+    stream_train_defaults: a stream's own settings over them ({modality: settings}; `train_defaults_of`).
     benchmarks: the split names, "loso" and its folds "loso-K" included. description: the whole description.
     """
 
@@ -104,6 +105,9 @@ class DatasetSpec:
     centre: str = "first"  # the origin of the view normalisation (mans.preprocessing.preprocess.CENTRES); the demo's
     scale: str = "none"  # the unit of the coordinates (preprocess.SCALES); the demo's: the recording's
     train_defaults: Mapping[str, object] = dataclasses.field(
+        default_factory=lambda: types.MappingProxyType({})
+    )
+    stream_train_defaults: Mapping[str, Mapping[str, object]] = dataclasses.field(
         default_factory=lambda: types.MappingProxyType({})
     )
     joint_names: tuple[str, ...] = ()
@@ -125,6 +129,10 @@ class DatasetSpec:
         """The preprocessing of this dataset's files: the settings given, the dataset's own where one is None."""
         return Preprocessing(mode, frames or self.frames, signs or self.signs, centre or self.centre, modality,
                              scale or self.scale)
+
+    def train_defaults_of(self, modality: str) -> dict[str, object]:
+        """The training defaults of one stream: the dataset's, with the stream's own over them."""
+        return {**self.train_defaults, **self.stream_train_defaults.get(modality, {})}
 
     def split(self, benchmark: str) -> description_lib.Split:
         """The rule of a benchmark ("loso-3": the "loso" rule)."""
@@ -158,6 +166,7 @@ def benchmark_names(desc: description_lib.Description) -> tuple[str, ...]:
 def spec_from_description(desc: description_lib.Description) -> DatasetSpec:
     """The `DatasetSpec` of a checked description."""
     training = desc.training.model_dump(exclude_none=True)
+    streams = {name: types.MappingProxyType(settings) for name, settings in training.pop("streams").items()}
     defaults = dict(PRESETS[training.pop("preset")]) if "preset" in training else {}
     defaults.update(training)
     index = desc.joint_index
@@ -165,7 +174,7 @@ def spec_from_description(desc: description_lib.Description) -> DatasetSpec:
         name=desc.name, num_classes=len(desc.actions), class_names=tuple(desc.actions),
         benchmarks=benchmark_names(desc), layout=layout_of(desc), frames=desc.frames, signs=desc.signs,
         centre=desc.centre, scale=desc.scale, train_defaults=types.MappingProxyType(defaults),
-        joint_names=tuple(desc.joints),
+        stream_train_defaults=types.MappingProxyType(streams), joint_names=tuple(desc.joints),
         bones=tuple((index(a), index(b)) for a, b in desc.bones), description=desc,
     )
 

@@ -67,8 +67,8 @@ class Split(_Strict):
         return self
 
 
-class Training(_Strict):
-    """Training defaults of this dataset (any left out: the paper's); flags on train_MANs.py still win."""
+class TrainingSettings(_Strict):
+    """Training defaults (any left out: the paper's); flags on train_MANs.py still win."""
 
     batch_size: int | None = Field(None, ge=1)
     epochs: int | None = Field(None, ge=1)
@@ -79,7 +79,14 @@ class Training(_Strict):
     tarm_identity_start: bool | None = None  # each TARM starts as the identity (train_MANs.py --tarm-identity-start)
     val: Literal["holdout", "test", "none"] | None = None
     init_from: str | None = None  # a .keras checkpoint to fine-tune from (train_MANs.py --init-from)
+
+
+class Training(TrainingSettings):
+    """Training defaults of this dataset: `TrainingSettings`, a preset under them, and a stream's own over them."""
+
     preset: Literal["small-data"] | None = None  # datasets.SMALL_DATA_TRAIN_DEFAULTS, the keys above override
+    # a stream's own settings over the dataset's, e.g. {"motion": {"tarm_identity_start": true}}
+    streams: dict[Literal["joint", "bone", "motion"], TrainingSettings] = {}
 
 
 class Description(_Strict):
