@@ -219,7 +219,8 @@ def test_a_stream_s_own_training_settings_go_over_the_dataset_s(small, tmp_path,
                                                  "--steps-per-epoch", "1", "--batch-size", "4", "--no-tarm"]) == 0
     for stream, start in (("joint", False), ("motion", True)):
         record = json.loads((run / stream / "config.json").read_text())
-        assert record["config"]["tarm_identity_start"] is start and record["sources"]["tarm_identity_start"] == "dataset"
+        assert record["config"]["tarm_identity_start"] is start
+        assert record["sources"]["tarm_identity_start"] == "dataset"
 
 
 def test_a_stream_s_settings_name_a_known_stream_and_key(small):
