@@ -99,6 +99,9 @@ OWN_SEEDS, OWN_GAIN = 3, 1.0
 FUSED = {"fused: joint + bone": ("default", "bone"), "fused: joint + motion": ("default", "motion"),
          "fused: joint + bone + motion": ("default", "bone", "motion"),
          "fused: joint + motion, demo TARM start": ("demo TARM start", "motion, demo TARM start"),
+         # each stream with the TARM start chosen on it: the demo's on MSR Action3D's and UTD-MHAD's joint stream,
+         # the preset's identity on the motion stream (description: training.streams)
+         "fused: joint (demo TARM start) + motion": ("demo TARM start", "motion"),
          # the joint stream's timed frames gave the same figure on every UT-Kinect fold (bench/RESULTS.md, issue #10)
          "fused: joint + motion, timed": ("default", "motion, timed")}
 
