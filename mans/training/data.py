@@ -66,11 +66,6 @@ class DataFile:
         return str(self.attrs["dataset"])
 
     @property
-    def modality(self) -> str:
-        """The stream the images hold (files made before the streams hold joints)."""
-        return str(self.attrs.get("modality", "joint"))
-
-    @property
     def class_names(self) -> tuple[str, ...]:
         return tuple(self.attrs["class_names"])
 

@@ -68,7 +68,7 @@ def _plan(flags: Mapping[str, object], argv: Sequence[str] | None) -> _Plan:
     _require_data_and_out(flags)
     data = _open_or_usage_error(flags["data"])
     spec = datasets.get_dataset(data.dataset)
-    config, sources = train_config.resolve_config(flags, spec.train_defaults_of(data.modality))
+    config, sources = train_config.resolve_config(flags, spec.train_defaults_of(storage.modality_of(data.attrs)))
     train_config.check_config(config)
     train_config.check_data_fits(data, config, spec.benchmarks)
     try:
