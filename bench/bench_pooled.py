@@ -290,11 +290,15 @@ def _fused_rows(rows: list[dict], parts: tuple[str, ...], scores_file: pathlib.P
         keys = [run_key(part, row["dataset"], row["subject"], row["seed"]) for part in parts]
         if not all(key in by_key and key in scores for key in keys):
             continue
-        total = sum(np.asarray(scores[key]["scores"]) for key in keys)
         labels = np.asarray(scores[keys[0]]["labels"])
-        fused.append({**row, "top1": 100 * float((total.argmax(1) == labels).mean()), "parts": keys,
+        fused.append({**row, "top1": 100 * float((_fused_predictions(scores, keys) == labels).mean()), "parts": keys,
                       "train_seconds": sum(by_key[key]["train_seconds"] for key in keys)})
     return fused
+
+
+def _fused_predictions(scores: dict[str, dict], keys: list[str]) -> np.ndarray:
+    """The classes the summed scores of the runs `keys` predict (one key: the run's own)."""
+    return sum(np.asarray(scores[key]["scores"]) for key in keys).argmax(1)
 
 
 def report(rows: list[dict]) -> str:
@@ -413,8 +417,7 @@ def pair_confusions(rows: list[dict], scores_file: pathlib.Path = SCORES) -> str
             if not runs:
                 continue
             labels = np.concatenate([scores[keys[0]]["labels"] for keys in runs])
-            predicted = np.concatenate([np.argmax(sum(np.asarray(scores[key]["scores"]) for key in keys), axis=1)
-                                        for keys in runs])
+            predicted = np.concatenate([_fused_predictions(scores, keys) for keys in runs])
             for a, b in pairs:
                 inside = np.isin(labels, (a - 1, b - 1))
                 swapped = int(((labels == a - 1) & (predicted == b - 1)).sum()
@@ -491,11 +494,12 @@ def main() -> None:
         print(json.dumps(run_one(json.loads(args.run_job))))
         return
     if args.report:
-        print(report(read_jsonl(ROWS)))
-        print(paired_against(read_jsonl(ROWS), args.baseline))
-        print(own_defaults(read_jsonl(ROWS), args.baseline))
+        rows = read_jsonl(ROWS)
+        print(report(rows))
+        print(paired_against(rows, args.baseline))
+        print(own_defaults(rows, args.baseline))
         if args.pairs:
-            print(pair_confusions(read_jsonl(ROWS)))
+            print(pair_confusions(rows))
         if XSUB_ROWS.exists():
             print(cross_subject_report(read_jsonl(XSUB_ROWS)))
         return
