@@ -112,6 +112,11 @@ def read_jsonl(path: pathlib.Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def read_scores(path: pathlib.Path) -> dict[str, dict]:
+    """The stored test scores of each run, by its key."""
+    return {entry["key"]: entry for entry in read_jsonl(path)}
+
+
 def run_key(recipe: str, dataset: str, subject: int | None, seed: int) -> str:
     """The key of a run: its held-out subject's fold, or (subject None) the cross-subject benchmark."""
     return f"{recipe} | {dataset} | {benchmark_of(subject)} | seed {seed}"
@@ -279,9 +284,8 @@ def _record(future: concurrent.futures.Future, commit: bool) -> None:
         _commit(f"bench/pooled: {row['key']}: {row['top1']:.1f} %", files_of(row["subject"] is None))
 
 
-def _fused_rows(rows: list[dict], parts: tuple[str, ...], scores_file: pathlib.Path = SCORES) -> list[dict]:
+def _fused_rows(rows: list[dict], parts: tuple[str, ...], scores: dict[str, dict]) -> list[dict]:
     """Rows of the score fusion of `parts`, one per run (dataset, subject, seed) that every part has."""
-    scores = {entry["key"]: entry for entry in read_jsonl(scores_file)}
     by_key = {row["key"]: row for row in rows}
     fused = []
     for row in rows:
@@ -301,9 +305,8 @@ def _fused_predictions(scores: dict[str, dict], keys: list[str]) -> np.ndarray:
     return sum(np.asarray(scores[key]["scores"]) for key in keys).argmax(1)
 
 
-def report(rows: list[dict]) -> str:
+def report(groups: dict[str, list[dict]]) -> str:
     """The Markdown table: per recipe and seed, each dataset's mean over its folds, and the pooled mean."""
-    groups = _recipe_groups(rows)
     names = list(DATASETS)
     lines = ["| recipe | seeds | " + " | ".join(names) + " | pooled mean | training s a run |",
              "|---|---|" + "---|" * len(names) + "---|---|"]
@@ -327,10 +330,10 @@ def report(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def cross_subject_report(rows: list[dict]) -> str:
+def cross_subject_report(groups: dict[str, list[dict]]) -> str:
     """The cross-subject test figures (report only): per recipe and dataset, each seed's top-1 and their mean."""
     lines = ["| recipe | dataset | seeds | top-1 per seed | mean |", "|---|---|---|---|---|"]
-    for recipe, members in _recipe_groups(rows, XSUB_SCORES).items():
+    for recipe, members in groups.items():
         for dataset in dict.fromkeys(row["dataset"] for row in members):
             chosen = sorted((row for row in members if row["dataset"] == dataset), key=lambda row: row["seed"])
             seeds = " ".join(str(row["seed"]) for row in chosen)
@@ -340,24 +343,24 @@ def cross_subject_report(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def _recipe_groups(rows: list[dict], scores_file: pathlib.Path = SCORES) -> dict[str, list[dict]]:
+def recipe_groups(rows: list[dict], scores: dict[str, dict]) -> dict[str, list[dict]]:
+    """The rows by recipe, and the FUSED rows that `scores` make of them: what every table of the report reads."""
     groups: dict[str, list[dict]] = {}
     for row in rows:
         groups.setdefault(row["recipe"], []).append(row)
     for name, parts in FUSED.items():
-        fused = _fused_rows(rows, parts, scores_file)
+        fused = _fused_rows(rows, parts, scores)
         if fused:
             groups[name] = fused
     return groups
 
 
-def paired_against(rows: list[dict], baseline: str = "default") -> str:
+def paired_against(groups: dict[str, list[dict]], baseline: str = "default") -> str:
     """Per recipe, its top-1 minus the baseline's on the same runs (dataset, held-out subject, seed), per dataset
     and pooled, the pooled difference of each seed alone (the spread a verdict has to stand out of), its training time
     against the baseline's on the same runs, and the issue's rule: a recipe wins when the pooled difference is
     positive and no dataset loses more than a point, and (a recipe that trains over COSTLY times as long, as the
     fused streams do) every seed's pooled difference is positive; decided once every fold of every dataset is in."""
-    groups = _recipe_groups(rows)
     base = {_run_of(r): r for r in groups.get(baseline, [])}
     names = list(DATASETS)
     lines = [f"| recipe | {' | '.join(f'{d}: difference (runs)' for d in names)} | pooled difference | per seed "
@@ -405,12 +408,11 @@ def _pooled_per_seed(paired: list[dict], base: dict) -> dict[int, float]:
     return figures
 
 
-def pair_confusions(rows: list[dict], scores_file: pathlib.Path = SCORES) -> str:
+def pair_confusions(groups: dict[str, list[dict]], scores: dict[str, dict]) -> str:
     """Per recipe (the fused ones included), how often one action of a direction / side pair (PAIRS) was taken for
     the other, over every run: the check of what the mirror augmentation and the mirror test view do to such pairs."""
-    scores = {entry["key"]: entry for entry in read_jsonl(scores_file)}
     lines = ["| recipe | dataset | pair | test samples | taken for the other | right |", "|---|---|---|---|---|---|"]
-    for recipe, members in _recipe_groups(rows, scores_file).items():
+    for recipe, members in groups.items():
         for dataset, pairs in PAIRS.items():
             runs = [row.get("parts", [row["key"]]) for row in members if row["dataset"] == dataset]
             runs = [keys for keys in runs if all(key in scores for key in keys)]
@@ -427,11 +429,10 @@ def pair_confusions(rows: list[dict], scores_file: pathlib.Path = SCORES) -> str
     return "\n".join(lines)
 
 
-def own_defaults(rows: list[dict], baseline: str = "default") -> str:
+def own_defaults(groups: dict[str, list[dict]], baseline: str = "default") -> str:
     """Per recipe and dataset, the rule for a dataset's own setting against `baseline` on the same runs: its own
     default when the mean difference over at least OWN_SEEDS complete seeds is over OWN_GAIN points and every seed
     gains."""
-    groups = _recipe_groups(rows)
     base = {_run_of(r): r for r in groups.get(baseline, [])}
     lines = [f"| recipe | dataset | seeds | difference per seed (against {baseline}) | mean | verdict |",
              "|---|---|---|---|---|---|"]
@@ -494,14 +495,15 @@ def main() -> None:
         print(json.dumps(run_one(json.loads(args.run_job))))
         return
     if args.report:
-        rows = read_jsonl(ROWS)
-        print(report(rows))
-        print(paired_against(rows, args.baseline))
-        print(own_defaults(rows, args.baseline))
+        scores = read_scores(SCORES)
+        groups = recipe_groups(read_jsonl(ROWS), scores)
+        print(report(groups))
+        print(paired_against(groups, args.baseline))
+        print(own_defaults(groups, args.baseline))
         if args.pairs:
-            print(pair_confusions(rows))
+            print(pair_confusions(groups, scores))
         if XSUB_ROWS.exists():
-            print(cross_subject_report(read_jsonl(XSUB_ROWS)))
+            print(cross_subject_report(recipe_groups(read_jsonl(XSUB_ROWS), read_scores(XSUB_SCORES))))
         return
     unknown = [name for name in args.recipes if name not in RECIPES]
     if unknown:
@@ -517,7 +519,9 @@ def main() -> None:
     print(machine(), flush=True)
     run_study(pending_jobs(args.recipes, args.seeds, args.datasets, data_root, args.cross_subject), args.jobs,
               args.commit)
-    print(cross_subject_report(read_jsonl(XSUB_ROWS)) if args.cross_subject else report(read_jsonl(ROWS)))
+    rows_file, scores_file = files_of(args.cross_subject)
+    groups = recipe_groups(read_jsonl(rows_file), read_scores(scores_file))
+    print(cross_subject_report(groups) if args.cross_subject else report(groups))
 
 
 if __name__ == "__main__":

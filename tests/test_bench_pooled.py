@@ -35,19 +35,23 @@ def verdict_of(table: str, recipe: str) -> str:
     return line.rstrip(" |").split(" | ")[-1]
 
 
+def grouped(pooled, rows, scores=None):
+    return pooled.recipe_groups(rows, scores or {})
+
+
 def per_dataset(pooled, by_seed):
     return {dataset: by_seed for dataset in pooled.DATASETS}
 
 
 def test_a_recipe_that_gains_on_the_pooled_mean_wins(pooled):
     rows = rows_of(pooled, "default", 80.0) + rows_of(pooled, "better", 81.0)
-    assert verdict_of(pooled.paired_against(rows), "better") == "wins"
+    assert verdict_of(pooled.paired_against(grouped(pooled, rows)), "better") == "wins"
 
 
 def test_a_dataset_losing_more_than_a_point_blocks_the_win(pooled):
     figures = {d: {1: 84.0, 2: 84.0} for d in pooled.DATASETS} | {"msr-action3d": {1: 78.5, 2: 78.5}}
     rows = rows_of(pooled, "default", 80.0) + rows_of(pooled, "uneven", figures)
-    assert verdict_of(pooled.paired_against(rows), "uneven") == "does not win"
+    assert verdict_of(pooled.paired_against(grouped(pooled, rows)), "uneven") == "does not win"
 
 
 def test_a_costly_recipe_must_gain_on_every_seed(pooled):
@@ -56,7 +60,7 @@ def test_a_costly_recipe_must_gain_on_every_seed(pooled):
     rows = (rows_of(pooled, "default", 80.0) + rows_of(pooled, "slow, one seed", one_seed, seconds=200.0)
             + rows_of(pooled, "slow, every seed", every_seed, seconds=200.0)
             + rows_of(pooled, "cheap, one seed", one_seed, seconds=110.0))
-    table = pooled.paired_against(rows)
+    table = pooled.paired_against(grouped(pooled, rows))
     assert verdict_of(table, "slow, one seed").startswith("does not win: x2.00 the training")
     assert verdict_of(table, "slow, every seed") == "wins"
     assert verdict_of(table, "cheap, one seed") == "wins"
@@ -65,7 +69,7 @@ def test_a_costly_recipe_must_gain_on_every_seed(pooled):
 
 def test_a_recipe_missing_folds_gets_no_verdict(pooled):
     rows = rows_of(pooled, "default", 80.0) + rows_of(pooled, "started", 90.0)[:3]
-    assert verdict_of(pooled.paired_against(rows), "started (partial)") == "-"
+    assert verdict_of(pooled.paired_against(grouped(pooled, rows)), "started (partial)") == "-"
 
 
 def own_verdict(table: str, recipe: str, dataset: str) -> str:
@@ -78,7 +82,7 @@ def test_a_dataset_takes_its_own_setting_on_three_seeds_that_all_gain(pooled):
     base = rows_of(pooled, "demo TARM start", 80.0, seeds=seeds)
     gains = {d: {1: 82.0, 2: 81.5, 3: 83.0} for d in pooled.DATASETS} | {"utkinect": {1: 84.0, 2: 79.5, 3: 84.0}}
     rows = base + rows_of(pooled, "stream", gains, seeds=seeds) + rows_of(pooled, "two seeds", 90.0)
-    table = pooled.own_defaults(rows, baseline="demo TARM start")
+    table = pooled.own_defaults(grouped(pooled, rows), baseline="demo TARM start")
     assert own_verdict(table, "stream", "msr-action3d") == "its own default"
     assert own_verdict(table, "stream", "utkinect") == "not its own default"  # +2.8 on the mean, seed 2 loses
     assert own_verdict(table, "two seeds", "utd-mhad") == "open: 2 of 3 seeds"
@@ -94,8 +98,9 @@ def test_the_direction_pairs_count_the_fused_scores(pooled, tmp_path, monkeypatc
         rows.append({"recipe": recipe, "dataset": "utkinect", "subject": 1, "seed": 1, "key": key, "top1": 0.0,
                      "train_seconds": 1.0})
         entries.append(json.dumps({"key": key, "names": ["s"], "labels": [1], "scores": scores}))
-    scores = tmp_path / "scores.jsonl"
-    scores.write_text("\n".join(entries) + "\n")
-    table = pooled.pair_confusions(rows, scores)
+    path = tmp_path / "scores.jsonl"
+    path.write_text("\n".join(entries) + "\n")
+    scores = pooled.read_scores(path)
+    table = pooled.pair_confusions(grouped(pooled, rows, scores), scores)
     assert "| a | utkinect | 2 / 3 | 1 | 1 | 0 |" in table
     assert "| fused: a + b | utkinect | 2 / 3 | 1 | 0 | 1 |" in table
