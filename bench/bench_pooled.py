@@ -10,8 +10,8 @@ One row per finished run (recipe, dataset, held-out subject, seed) is appended t
 soon as it finishes, and its test scores to `bench/pooled/scores.jsonl` (for the fused modalities); a run whose
 row is there is not run again, so the same command resumes an interrupted study. `--commit` commits the two
 files after every row. Each run is its own process pinned to one core (`taskset`, one thread), `--jobs` at a
-time. `--cross-subject --datasets msr-action3d` runs MSR Action3D's cross-subject benchmark instead (subjects 1 3 5 7 9
-against 2 4 6 8 10, the paper's protocol; the only development set whose test subjects are in --data-root): a
+time (`--cores 1` pins them to core 1 instead: two studies side by side). `--cross-subject --datasets msr-action3d`
+runs MSR Action3D's cross-subject benchmark instead (subjects 1 3 5 7 9 against 2 4 6 8 10, the paper's protocol; the only development set whose test subjects are in --data-root): a
 figure that reports and never chooses, with rows of its own (`bench/pooled/xsub_rows.jsonl`, `xsub_scores.jsonl`).
 The figure of a run is that of the default evaluation: mirror test-time augmentation where the run trained
 on mirror images (evaluate.py's default), the image alone otherwise; both are kept.
@@ -252,11 +252,12 @@ def pending_jobs(recipes: list[str], seeds: list[int], datasets: list[str], data
     return jobs
 
 
-def run_study(jobs: list[dict], workers: int, commit: bool) -> None:
+def run_study(jobs: list[dict], cores: list[int], commit: bool) -> None:
+    """Runs `jobs`, one at a time on each of `cores` (two studies side by side take different cores)."""
     for job in jobs:  # convert once, before the workers race for the same file
         converted(job["dataset"], pathlib.Path(job["data_root"]), RECIPES[job["recipe"]][0], job["subject"] is None)
-    print(f"{len(jobs)} runs to go, {workers} at a time", flush=True)
-    cores = list(range(workers))
+    workers, cores = len(cores), list(cores)
+    print(f"{len(jobs)} runs to go, {workers} at a time (cores {' '.join(map(str, cores))})", flush=True)
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
         futures = {}
         for job in jobs:
@@ -480,6 +481,8 @@ def main() -> None:
                         help="default: all three (with --cross-subject: msr-action3d)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1])
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time, each pinned to its own core")
+    parser.add_argument("--cores", type=int, nargs="+",
+                        help="the cores to pin the runs to, one run each (default: the first --jobs cores)")
     parser.add_argument("--commit", action="store_true", help="git-commit the rows after each run")
     parser.add_argument("--report", action="store_true", help="print the table of the rows so far and stop")
     parser.add_argument("--pairs", action="store_true", help="with --report: also the direction / side pairs")
@@ -517,7 +520,8 @@ def main() -> None:
     if missing:
         parser.error(f"{data_root}: expected the folder(s) {', '.join(missing)}")
     print(machine(), flush=True)
-    run_study(pending_jobs(args.recipes, args.seeds, args.datasets, data_root, args.cross_subject), args.jobs,
+    cores = args.cores or list(range(args.jobs))
+    run_study(pending_jobs(args.recipes, args.seeds, args.datasets, data_root, args.cross_subject), cores,
               args.commit)
     rows_file, scores_file = files_of(args.cross_subject)
     groups = recipe_groups(read_jsonl(rows_file), read_scores(scores_file))
