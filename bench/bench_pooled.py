@@ -11,8 +11,9 @@ soon as it finishes, and its test scores to `bench/pooled/scores.jsonl` (for the
 row is there is not run again, so the same command resumes an interrupted study. `--commit` commits the two
 files after every row. Each run is its own process pinned to one core (`taskset`, one thread), `--jobs` at a
 time (`--cores 1` pins them to core 1 instead: two studies side by side). `--cross-subject --datasets msr-action3d`
-runs MSR Action3D's cross-subject benchmark instead (subjects 1 3 5 7 9 against 2 4 6 8 10, the paper's protocol; the only development set whose test subjects are in --data-root): a
-figure that reports and never chooses, with rows of its own (`bench/pooled/xsub_rows.jsonl`, `xsub_scores.jsonl`).
+runs MSR Action3D's cross-subject benchmark instead (subjects 1 3 5 7 9 against 2 4 6 8 10, the paper's protocol;
+the only development set whose test subjects are in --data-root): a figure that reports and never chooses, with
+rows of its own (`bench/pooled/xsub_rows.jsonl`, `xsub_scores.jsonl`).
 The figure of a run is that of the default evaluation: mirror test-time augmentation where the run trained
 on mirror images (evaluate.py's default), the image alone otherwise; both are kept.
 
