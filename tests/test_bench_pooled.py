@@ -104,3 +104,16 @@ def test_the_direction_pairs_count_the_fused_scores(pooled, tmp_path, monkeypatc
     table = pooled.pair_confusions(grouped(pooled, rows, scores), scores)
     assert "| a | utkinect | 2 / 3 | 1 | 1 | 0 |" in table
     assert "| fused: a + b | utkinect | 2 / 3 | 1 | 0 | 1 |" in table
+
+
+def test_a_study_pins_its_runs_to_the_cores_it_is_given(pooled, monkeypatch):
+    pinned = []
+    monkeypatch.setattr(pooled, "converted", lambda *args: None)
+    monkeypatch.setattr(pooled, "_run_pinned", lambda job, core: pinned.append(core) or {})
+    monkeypatch.setattr(pooled, "_record", lambda future, commit: future.result())
+    jobs = [{"recipe": "default", "dataset": "utkinect", "subject": s, "seed": 1, "data_root": "."} for s in (1, 3, 5)]
+    pooled.run_study(jobs, [1], commit=False)
+    assert pinned == [1, 1, 1]
+    pinned.clear()
+    pooled.run_study(jobs, [0, 1], commit=False)
+    assert len(pinned) == 3 and set(pinned) == {0, 1}
