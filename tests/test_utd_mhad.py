@@ -94,7 +94,11 @@ def test_process_data_converts_the_folder(utd, repo_root, tmp_path):
 
 
 def test_the_small_data_preset_with_its_own_epochs_and_tarm_start():
-    from mans.preprocessing import datasets
+    from mans.preprocessing import datasets, description
 
     expected = {**datasets.SMALL_DATA_TRAIN_DEFAULTS, "epochs": 90, "tarm_identity_start": False}
     assert dict(datasets.get_dataset("utd-mhad").train_defaults) == expected
+    # the built-in file itself: a file converted earlier in this process registers the modalities it was made with
+    spec = datasets.spec_from_description(description.load_description(description.builtin_path("utd-mhad")))
+    assert spec.description.modalities == ["joint", "motion"]  # the pooled study's choice (docs/datasets.md)
+    assert dict(spec.train_defaults_of("motion")) == {**expected, "tarm_identity_start": True}
