@@ -357,6 +357,13 @@ def recipe_groups(rows: list[dict], scores: dict[str, dict]) -> dict[str, list[d
     return groups
 
 
+def study_groups(cross_subject: bool) -> tuple[dict[str, list[dict]], dict[str, dict]]:
+    """The recipe groups of the folds' rows (or the cross-subject ones) and the scores they were fused from."""
+    rows_file, scores_file = files_of(cross_subject)
+    scores = read_scores(scores_file)
+    return recipe_groups(read_jsonl(rows_file), scores), scores
+
+
 def paired_against(groups: dict[str, list[dict]], baseline: str = "default") -> str:
     """Per recipe, its top-1 minus the baseline's on the same runs (dataset, held-out subject, seed), per dataset
     and pooled, the pooled difference of each seed alone (the spread a verdict has to stand out of), its training time
@@ -499,15 +506,14 @@ def main() -> None:
         print(json.dumps(run_one(json.loads(args.run_job))))
         return
     if args.report:
-        scores = read_scores(SCORES)
-        groups = recipe_groups(read_jsonl(ROWS), scores)
+        groups, scores = study_groups(cross_subject=False)
         print(report(groups))
         print(paired_against(groups, args.baseline))
         print(own_defaults(groups, args.baseline))
         if args.pairs:
             print(pair_confusions(groups, scores))
         if XSUB_ROWS.exists():
-            print(cross_subject_report(recipe_groups(read_jsonl(XSUB_ROWS), read_scores(XSUB_SCORES))))
+            print(cross_subject_report(study_groups(cross_subject=True)[0]))
         return
     unknown = [name for name in args.recipes if name not in RECIPES]
     if unknown:
@@ -524,8 +530,7 @@ def main() -> None:
     cores = args.cores or list(range(args.jobs))
     run_study(pending_jobs(args.recipes, args.seeds, args.datasets, data_root, args.cross_subject), cores,
               args.commit)
-    rows_file, scores_file = files_of(args.cross_subject)
-    groups = recipe_groups(read_jsonl(rows_file), read_scores(scores_file))
+    groups = study_groups(args.cross_subject)[0]
     print(cross_subject_report(groups) if args.cross_subject else report(groups))
 
 
