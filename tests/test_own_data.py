@@ -100,7 +100,8 @@ def process(capsys, *argv) -> tuple[int, str, str]:
 @pytest.mark.parametrize("kind, template", [("2d", TEMPLATE_2D), ("3d", TEMPLATE_3D)])
 def test_process_train_save_evaluate(kind, template, tmp_path, capsys):
     folder = tmp_path / "mine"
-    desc = write_folder(folder, kind, template, training={"epochs": 1, "batch_size": 8})
+    training = {**json.loads(template.read_text()).get("training", {}), "epochs": 1, "batch_size": 8}
+    desc = write_folder(folder, kind, template, training=training)
     h5 = tmp_path / "mine.h5"
     code, out, err = process(capsys, "--dataset", desc, "--skeletons", folder, "--out", h5)
     assert code == 0, err
@@ -116,17 +117,19 @@ def test_process_train_save_evaluate(kind, template, tmp_path, capsys):
     train = load_script(REPO, "train_MANs").main(["--data", str(h5), "--out", str(run), "--benchmark", "xsub",
                                                   "--steps-per-epoch", "2", "--no-tarm"])
     assert train == 0
-    joint_run = run / "joint" if len(streams) > 1 else run  # the template trains the pooled study's three streams
+    joint_run = run / "joint" if len(streams) > 1 else run  # the 3D template trains the pooled study's two streams
     config = json.loads((joint_run / "config.json").read_text())
     assert config["config"]["epochs"] == 1 and config["sources"]["epochs"] == "dataset"
     assert config["data_attrs"]["joint_names"] == joints
 
     if kind == "3d":
-        assert streams == ["joint", "bone", "motion"]
+        assert streams == ["joint", "motion"]
+        starts = [json.loads((run / s / "config.json").read_text())["config"]["tarm_identity_start"] for s in streams]
+        assert starts == [False, True]  # each stream with the TARM start the pooled study chose on it
         result = script("evaluate.py", run, "--data", h5, "--benchmark", "xsub")
         assert result.returncode == 0, result.stderr[-3000:]
         fused = json.loads((run / "xsub_modalities.json").read_text())
-        assert fused["modalities"] == streams and len(fused["member_top1"]) == 3
+        assert fused["modalities"] == streams and len(fused["member_top1"]) == 2
         return  # one --skeleton run is enough (keeps the test short)
     result = script("evaluate.py", run / "best.keras", "--data", h5, "--benchmark", "xsub", "--out", tmp_path / "ev")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -181,7 +184,7 @@ def test_loso_trains_one_fold_per_subject_of_the_labels(tmp_path, capsys, monkey
         (pathlib.Path(flags["out"]).relative_to(tmp_path / "run").parts[0], flags["benchmark"])))
     training.train({"data": str(tmp_path / "a.h5"), "benchmark": "loso", "out": str(tmp_path / "run")})
     folds = ["loso-1", "loso-2", "loso-3", "loso-4"]
-    assert trained == [(stream, fold) for stream in ("joint", "bone", "motion") for fold in folds]
+    assert trained == [(stream, fold) for stream in ("joint", "motion") for fold in folds]
 
 
 def test_two_streams_train_and_fuse_every_fold(tmp_path, capsys):
