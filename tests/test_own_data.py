@@ -100,19 +100,20 @@ def process(capsys, *argv) -> tuple[int, str, str]:
 @pytest.mark.parametrize("kind, template", [("2d", TEMPLATE_2D), ("3d", TEMPLATE_3D)])
 def test_process_train_save_evaluate(kind, template, tmp_path, capsys):
     folder = tmp_path / "mine"
-    training = {**json.loads(template.read_text()).get("training", {}), "epochs": 1, "batch_size": 8}
+    described = json.loads(template.read_text())
+    training = {**described.get("training", {}), "epochs": 1, "batch_size": 8}  # the template's, shortened
     desc = write_folder(folder, kind, template, training=training)
     h5 = tmp_path / "mine.h5"
     code, out, err = process(capsys, "--dataset", desc, "--skeletons", folder, "--out", h5)
     assert code == 0, err
     assert f"kept 54 of 54 files (test-{kind}, faithful, size 50)" in out
     meta, attrs = storage.read_metadata(h5)
-    joints = json.loads(template.read_text())["joints"]
+    joints = described["joints"]
     assert attrs["joint_names"] == joints and attrs["class_names"] == ["wave", "clap", "kick"]
     assert attrs["dataset"] == f"test-{kind}" and len(attrs["bones"]) > 10
     assert sorted(set(meta["performer"].tolist())) == [1, 2, 3, 4, 5, 6]
 
-    streams = json.loads(template.read_text()).get("modalities", ["joint"])
+    streams = described.get("modalities", ["joint"])
     run = tmp_path / "run"  # --no-tarm: the data's way through the scripts is the point, not the TARM
     train = load_script(REPO, "train_MANs").main(["--data", str(h5), "--out", str(run), "--benchmark", "xsub",
                                                   "--steps-per-epoch", "2", "--no-tarm"])
