@@ -68,6 +68,7 @@ RECIPES: dict[str, tuple[dict, dict]] = {
     "centre frame": ({"centre": "frame"}, {}),
     "frames pad": ({"frames": "pad"}, {}),
     "rotation 60 scale 0.2": ({}, {"rotation": 60.0, "scale": 0.2}),
+    "rotation 15 scale 0.05": ({}, {"rotation": 15.0, "scale": 0.05}),  # half the default strengths
     "epochs 50": ({}, {"epochs": 50}),
     "epochs 90": ({}, {"epochs": 90}),  # UTD-MHAD's default run is about 4 % over 10 minutes on 2 cores
     "no TARM": ({}, {"use_tarm": False}),
