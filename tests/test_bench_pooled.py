@@ -81,11 +81,14 @@ def test_a_dataset_takes_its_own_setting_on_three_seeds_that_all_gain(pooled):
     seeds = (1, 2, 3)
     base = rows_of(pooled, "demo TARM start", 80.0, seeds=seeds)
     gains = {d: {1: 82.0, 2: 81.5, 3: 83.0} for d in pooled.DATASETS} | {"utkinect": {1: 84.0, 2: 79.5, 3: 84.0}}
-    rows = base + rows_of(pooled, "stream", gains, seeds=seeds) + rows_of(pooled, "two seeds", 90.0)
+    settled = {d: {1: 82.0, 2: 80.0} for d in pooled.DATASETS}  # seed 2 gains nothing: no third seed can help
+    rows = (base + rows_of(pooled, "stream", gains, seeds=seeds) + rows_of(pooled, "two seeds", 90.0)
+            + rows_of(pooled, "settled early", settled))
     table = pooled.own_defaults(grouped(pooled, rows), baseline="demo TARM start")
     assert own_verdict(table, "stream", "msr-action3d") == "its own default"
     assert own_verdict(table, "stream", "utkinect") == "not its own default"  # +2.8 on the mean, seed 2 loses
     assert own_verdict(table, "two seeds", "utd-mhad") == "open: 2 of 3 seeds"
+    assert own_verdict(table, "settled early", "utd-mhad") == "not its own default"
     assert "| stream | utd-mhad | 1 2 3 | 1: +2.0, 2: +1.5, 3: +3.0 | +2.2 |" in table
 
 
