@@ -83,6 +83,14 @@ RECIPES: dict[str, tuple[dict, dict]] = {
     # an idea of ours: UT-Kinect's camera skips 1 to 9 frames between samples, so a difference of recorded frames is
     # no velocity there; on the capture times (--frames timed) the motion is one
     "motion, timed": ({"modality": "motion", "frames": "timed"}, {}),
+    # half the strengths on the streams each dataset trains by default (COMMANDS), before the default changes
+    "bone, rotation 15 scale 0.05": ({"modality": "bone"}, {"rotation": 15.0, "scale": 0.05}),
+    "demo TARM start, rotation 15 scale 0.05": ({}, {"tarm_identity_start": False, "rotation": 15.0, "scale": 0.05}),
+    "motion, rotation 15 scale 0.05": ({"modality": "motion"}, {"rotation": 15.0, "scale": 0.05}),
+    "demo TARM start, epochs 90, rotation 15 scale 0.05": ({}, {"tarm_identity_start": False, "epochs": 90,
+                                                                "rotation": 15.0, "scale": 0.05}),
+    "motion, epochs 90, rotation 15 scale 0.05": ({"modality": "motion"}, {"epochs": 90, "rotation": 15.0,
+                                                                           "scale": 0.05}),
 }
 # The study's baseline is the defaults it started with: settings a dataset's defaults changed since are pinned here,
 # so that every row of a recipe, whenever it ran, trained the same way (UTD-MHAD's default became 90 epochs for its
@@ -108,7 +116,23 @@ FUSED = {"fused: joint + bone": ("default", "bone"), "fused: joint + motion": ("
          # UTD-MHAD's default command: the same two streams at its 90 epochs
          "fused: joint (demo TARM start) + motion, epochs 90": ("demo TARM start, epochs 90", "motion, epochs 90"),
          # the joint stream's timed frames gave the same figure on every UT-Kinect fold (bench/RESULTS.md, issue #10)
-         "fused: joint + motion, timed": ("default", "motion, timed")}
+         "fused: joint + motion, timed": ("default", "motion, timed"),
+         "fused: joint + bone, rotation 15 scale 0.05": ("rotation 15 scale 0.05", "bone, rotation 15 scale 0.05"),
+         "fused: joint (demo TARM start) + motion, rotation 15 scale 0.05": (
+             "demo TARM start, rotation 15 scale 0.05", "motion, rotation 15 scale 0.05"),
+         "fused: joint (demo TARM start) + motion, epochs 90, rotation 15 scale 0.05": (
+             "demo TARM start, epochs 90, rotation 15 scale 0.05", "motion, epochs 90, rotation 15 scale 0.05")}
+# what each dataset's default command trains, as a recipe (or a FUSED one) per dataset: a change of every dataset's
+# default is checked on these before it lands, with `--baseline "the default commands"`
+COMMANDS = {
+    "the default commands": {"utkinect": "fused: joint + bone",
+                             "msr-action3d": "fused: joint (demo TARM start) + motion",
+                             "utd-mhad": "fused: joint (demo TARM start) + motion, epochs 90"},
+    "the default commands, rotation 15 scale 0.05": {
+        "utkinect": "fused: joint + bone, rotation 15 scale 0.05",
+        "msr-action3d": "fused: joint (demo TARM start) + motion, rotation 15 scale 0.05",
+        "utd-mhad": "fused: joint (demo TARM start) + motion, epochs 90, rotation 15 scale 0.05"},
+}
 
 
 def read_jsonl(path: pathlib.Path) -> list[dict]:
@@ -350,7 +374,8 @@ def cross_subject_report(groups: dict[str, list[dict]]) -> str:
 
 
 def recipe_groups(rows: list[dict], scores: dict[str, dict]) -> dict[str, list[dict]]:
-    """The rows by recipe, and the FUSED rows that `scores` make of them: what every table of the report reads."""
+    """The rows by recipe, the FUSED rows that `scores` make of them, and the COMMANDS that pick a recipe per dataset:
+    what every table of the report reads."""
     groups: dict[str, list[dict]] = {}
     for row in rows:
         groups.setdefault(row["recipe"], []).append(row)
@@ -358,6 +383,11 @@ def recipe_groups(rows: list[dict], scores: dict[str, dict]) -> dict[str, list[d
         fused = _fused_rows(rows, parts, scores)
         if fused:
             groups[name] = fused
+    for name, per_dataset in COMMANDS.items():
+        chosen = [row for dataset, recipe in per_dataset.items() for row in groups.get(recipe, [])
+                  if row["dataset"] == dataset]
+        if chosen:
+            groups[name] = chosen
     return groups
 
 

@@ -120,3 +120,15 @@ def test_a_study_pins_its_runs_to_the_cores_it_is_given(pooled, monkeypatch):
     pinned.clear()
     pooled.run_study(jobs, [0, 1], commit=False)
     assert len(pinned) == 3 and set(pinned) == {0, 1}
+
+
+def test_the_default_commands_take_each_dataset_from_its_own_recipe(pooled, monkeypatch):
+    monkeypatch.setattr(pooled, "FUSED", {})
+    monkeypatch.setattr(pooled, "COMMANDS", {"commands": {"utkinect": "a", "msr-action3d": "b", "utd-mhad": "b"},
+                                             "commands, new": {"utkinect": "c", "msr-action3d": "c", "utd-mhad": "c"}})
+    rows = (rows_of(pooled, "a", 90.0) + rows_of(pooled, "b", 80.0) + rows_of(pooled, "c", 85.0))
+    groups = grouped(pooled, rows)
+    assert {(row["dataset"], row["recipe"]) for row in groups["commands"]} == {
+        ("utkinect", "a"), ("msr-action3d", "b"), ("utd-mhad", "b")}
+    table = pooled.paired_against(groups, baseline="commands")
+    assert "| commands, new | -5.0 (10) | +5.0 (10) | +5.0 (8) |" in table
