@@ -5,6 +5,7 @@ of the three, over seeds. No test subject of any dataset is read (but by --cross
     python bench/bench_pooled.py --data-root ../shared/data --recipes default --seeds 1 --jobs 2 --commit
     python bench/bench_pooled.py --report                  # every recipe measured so far, and against the default
     python bench/bench_pooled.py --report --baseline "demo TARM start" --pairs   # against another recipe
+    python bench/bench_pooled.py --report --baseline "the default commands"      # against each dataset's default
 
 One row per finished run (recipe, dataset, held-out subject, seed) is appended to `bench/pooled/rows.jsonl` as
 soon as it finishes, and its test scores to `bench/pooled/scores.jsonl` (for the fused modalities); a run whose
