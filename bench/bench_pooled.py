@@ -59,6 +59,8 @@ DATASETS = {
     "msr-action3d": ("msr-action3d", "msr_action3d", (1, 3, 5, 7, 9)),
     "utd-mhad": ("utd-mhad", "utd_mhad_train", (1, 3, 5, 7)),
 }
+# half the default augmentation strengths (rotation 30, scale 0.1), the recipes' "rotation 15 scale 0.05"
+HALF_STRENGTHS = {"rotation": 15.0, "scale": 0.05}
 # recipe: (preprocessing over the dataset's, training flags over the dataset's)
 RECIPES: dict[str, tuple[dict, dict]] = {
     "default": ({}, {}),
@@ -69,7 +71,7 @@ RECIPES: dict[str, tuple[dict, dict]] = {
     "centre frame": ({"centre": "frame"}, {}),
     "frames pad": ({"frames": "pad"}, {}),
     "rotation 60 scale 0.2": ({}, {"rotation": 60.0, "scale": 0.2}),
-    "rotation 15 scale 0.05": ({}, {"rotation": 15.0, "scale": 0.05}),  # half the default strengths
+    "rotation 15 scale 0.05": ({}, HALF_STRENGTHS),
     "epochs 50": ({}, {"epochs": 50}),
     "epochs 90": ({}, {"epochs": 90}),  # UTD-MHAD's default run is about 4 % over 10 minutes on 2 cores
     "no TARM": ({}, {"use_tarm": False}),
@@ -85,13 +87,12 @@ RECIPES: dict[str, tuple[dict, dict]] = {
     # no velocity there; on the capture times (--frames timed) the motion is one
     "motion, timed": ({"modality": "motion", "frames": "timed"}, {}),
     # half the strengths on the streams each dataset trains by default (COMMANDS), before the default changes
-    "bone, rotation 15 scale 0.05": ({"modality": "bone"}, {"rotation": 15.0, "scale": 0.05}),
-    "demo TARM start, rotation 15 scale 0.05": ({}, {"tarm_identity_start": False, "rotation": 15.0, "scale": 0.05}),
-    "motion, rotation 15 scale 0.05": ({"modality": "motion"}, {"rotation": 15.0, "scale": 0.05}),
+    "bone, rotation 15 scale 0.05": ({"modality": "bone"}, HALF_STRENGTHS),
+    "demo TARM start, rotation 15 scale 0.05": ({}, {"tarm_identity_start": False, **HALF_STRENGTHS}),
+    "motion, rotation 15 scale 0.05": ({"modality": "motion"}, HALF_STRENGTHS),
     "demo TARM start, epochs 90, rotation 15 scale 0.05": ({}, {"tarm_identity_start": False, "epochs": 90,
-                                                                "rotation": 15.0, "scale": 0.05}),
-    "motion, epochs 90, rotation 15 scale 0.05": ({"modality": "motion"}, {"epochs": 90, "rotation": 15.0,
-                                                                           "scale": 0.05}),
+                                                                **HALF_STRENGTHS}),
+    "motion, epochs 90, rotation 15 scale 0.05": ({"modality": "motion"}, {"epochs": 90, **HALF_STRENGTHS}),
 }
 # The study's baseline is the defaults it started with: settings a dataset's defaults changed since are pinned here,
 # so that every row of a recipe, whenever it ran, trained the same way (UTD-MHAD's default became 90 epochs for its
